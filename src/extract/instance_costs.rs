@@ -1,0 +1,133 @@
+//! `instance_costs`: the organisation instance-cost CSV (`POST /insights/instanceCosts/export`), one
+//! account and day per export, streamed into Parquet batch by batch so memory stays bounded.
+
+use super::columns::*;
+use super::{ExtractContext, ExtractError, ForUnit, Unit};
+use crate::lake::{LakeError, PartitionWriter, WrittenFile};
+use crate::spot::types::InstanceCostRow;
+use crate::spot::InstanceCostSink;
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use std::sync::Arc;
+
+/// What one row is.
+pub const GRAIN: &str = "One row per instance per usage day (the export is asked for one day at a time, so each row is the instance's cost within that day).";
+
+/// The declared Arrow schema; every column carries its description (see SCHEMA.md).
+pub fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        column("usage_date", DataType::Date32, false, "The UTC day the cost was incurred (also the `day=` partition)."),
+        column("account_id", DataType::Utf8, false, "Spot account id (`act-…`)."),
+        column("account_name", DataType::Utf8, true, "Account name."),
+        column("export_row_id", DataType::Utf8, true, "Row id of the export (not stable across exports)."),
+        column("resource_id", DataType::Utf8, true, "The Elastigroup, EMR scaler, managed instance or Ocean virtual node group the instance belongs to."),
+        column("cloud_provider", DataType::Utf8, true, "`AWS`, `GCP` or `Azure`."),
+        column("instance_id", DataType::Utf8, true, "Cloud instance id."),
+        column("instance_type", DataType::Utf8, true, "Instance type."),
+        column("region", DataType::Utf8, true, "Cloud region."),
+        column("use_case", DataType::Utf8, true, "Spot's use case, e.g. `K8S`, `Load Balancing`."),
+        column("lifecycle", DataType::Utf8, true, "`EXCESS` (spot/preemptible) or on-demand as Spot spells it."),
+        column("product", DataType::Utf8, true, "Operating system product, e.g. `LINUX`."),
+        column("launched_at", timestamp_type(), true, "Instance launch time (UTC)."),
+        column("terminated_at", timestamp_type(), true, "Instance termination time (UTC); null while it runs."),
+        column("running_hours", DataType::Float64, true, "Hours the instance ran within the day."),
+        column("on_demand_hourly_price_usd", DataType::Float64, true, "On-demand hourly price of the instance type, USD."),
+        column("on_demand_cost_usd", DataType::Float64, true, "On-demand equivalent cost within the day, USD."),
+        column("actual_cost_usd", DataType::Float64, true, "Paid within the day, USD."),
+        column("savings_usd", DataType::Float64, true, "On-demand equivalent minus paid, USD."),
+        column("reservation_id", DataType::Utf8, true, "Reservation or savings plan applied, if any."),
+    ]))
+}
+
+/// Writes each batch of CSV rows straight into the partition's temporary file; a retried download
+/// starts a fresh file.
+struct ParquetSink {
+    open: Box<dyn Fn() -> Result<PartitionWriter, LakeError> + Send>,
+    writer: Option<PartitionWriter>,
+    day: chrono::NaiveDate,
+    account_id: String,
+}
+
+impl InstanceCostSink for ParquetSink {
+    fn restart(&mut self) -> Result<(), String> {
+        self.writer = None; // dropping an uncommitted writer removes its temporary file
+        self.writer = Some((self.open)().map_err(|e| e.to_string())?);
+        Ok(())
+    }
+
+    fn write(&mut self, rows: Vec<InstanceCostRow>) -> Result<(), String> {
+        let batch = to_batch(self.day, &self.account_id, &rows).map_err(|e| e.to_string())?;
+        let writer = self.writer.as_mut().ok_or("the sink was not started")?;
+        writer.write(&batch).map_err(|e| e.to_string())
+    }
+}
+
+fn to_batch(
+    day: chrono::NaiveDate,
+    account_id: &str,
+    rows: &[InstanceCostRow],
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    RecordBatch::try_new(
+        schema(),
+        vec![
+            date(rows.iter().map(|_| Some(day))),
+            // The file is this account's export: rows always carry it, whatever the CSV says.
+            text(
+                rows.iter()
+                    .map(|r| Some(r.account_id.as_deref().unwrap_or(account_id))),
+            ),
+            text(rows.iter().map(|r| r.account_name.as_deref())),
+            text(rows.iter().map(|r| r.id.as_deref())),
+            text(rows.iter().map(|r| r.resource_id.as_deref())),
+            text(rows.iter().map(|r| r.cloud_provider.as_deref())),
+            text(rows.iter().map(|r| r.instance_id.as_deref())),
+            text(rows.iter().map(|r| r.instance_type.as_deref())),
+            text(rows.iter().map(|r| r.region.as_deref())),
+            text(rows.iter().map(|r| r.use_case.as_deref())),
+            text(rows.iter().map(|r| r.life_cycle.as_deref())),
+            text(rows.iter().map(|r| r.product.as_deref())),
+            timestamp(rows.iter().map(|r| r.launch_time)),
+            timestamp(rows.iter().map(|r| r.termination_time)),
+            float(rows.iter().map(|r| r.running_hours)),
+            float(rows.iter().map(|r| r.od_hourly_price)),
+            float(rows.iter().map(|r| r.od_cost)),
+            float(rows.iter().map(|r| r.actual_cost)),
+            float(rows.iter().map(|r| r.savings)),
+            text(rows.iter().map(|r| r.reservation_id.as_deref())),
+        ],
+    )
+}
+
+pub(super) async fn land(
+    context: &ExtractContext,
+    unit: &Unit,
+) -> Result<WrittenFile, ExtractError> {
+    let account = unit.account()?;
+    let lake = context.lake.clone();
+    let (dataset, day, scope) = (unit.dataset.name(), unit.day, account.id.clone());
+    let sink = ParquetSink {
+        open: Box::new(move || lake.partition_writer(dataset, day, &scope, &schema())),
+        writer: None,
+        day,
+        account_id: account.id.clone(),
+    };
+    let mut sink = context
+        .client
+        .export_instance_costs(&account.id, unit.window(), sink)
+        .await
+        .for_unit(unit)?;
+    let writer = sink.writer.take().ok_or_else(|| {
+        unit.error(super::ExtractFailure::Spot(crate::spot::SpotError::Client(
+            "the export finished without opening its partition".into(),
+        )))
+    })?;
+    // Committing fsyncs and renames: blocking work, kept off the async threads.
+    tokio::task::spawn_blocking(move || writer.commit())
+        .await
+        .map_err(|e| {
+            unit.error(super::ExtractFailure::Spot(crate::spot::SpotError::Client(
+                e.to_string(),
+            )))
+        })?
+        .for_unit(unit)
+}

@@ -1,0 +1,8 @@
+//! spotcost: FinOps cost analytics for Spot by NetApp, as a library so that tests drive it in-process.
+pub mod cli;
+pub mod config;
+pub mod extract;
+pub mod lake;
+pub mod pipeline;
+pub mod sim;
+pub mod spot;
