@@ -3,6 +3,7 @@
 
 use crate::config::{ConfigError, Environment, FileConfig, Overrides, Settings};
 use crate::extract::Dataset;
+use crate::models::{self, ModelSettings};
 use crate::pipeline::{self, ExtractPlan, ExtractReport, PipelineError};
 use crate::sim::{Scale, SimConfig, SimServer, DEFAULT_TOKEN};
 use crate::spot::{ClientConfig, SpotClient, SpotError, Token};
@@ -42,6 +43,21 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Extract datasets from the Spot API into the Parquet lake.
     Extract(ExtractArgs),
+    /// Build DIR/warehouse.duckdb from the lake and the SQL models, then run the data tests.
+    Model(ModelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// Data directory holding the lake. Default: data_dir from the config, else ./data.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// How shared Ocean cost is spread: none, proportional or even. Default: the config's, else proportional.
+    #[arg(long)]
+    pub shared_cost_policy: Option<String>,
+    /// Config file. Default: ./spotcost.toml if present.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -142,7 +158,35 @@ pub async fn run(command: Command, env: Environment, today: NaiveDate) -> anyhow
         Command::Demo(args) => demo(args, today).await,
         Command::Simulate(args) => simulate(args).await.map(|()| true),
         Command::Extract(args) => extract(args, env, today).await,
+        Command::Model(args) => {
+            let file = FileConfig::load(args.config.as_deref())?;
+            let settings = file.model_settings(args.shared_cost_policy.as_deref())?;
+            let data_dir = args
+                .data_dir
+                .or(file.data_dir.clone())
+                .unwrap_or_else(|| PathBuf::from("data"));
+            build_models(&data_dir, &file.queries_dir(), &settings).map(|()| true)
+        }
     }
+}
+
+/// Builds the warehouse; a failing data test is a failed run (exit 1) that names the test.
+fn build_models(
+    data_dir: &std::path::Path,
+    queries_dir: &std::path::Path,
+    settings: &ModelSettings,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let report = models::build(data_dir, queries_dir, settings)?;
+    tracing::info!(
+        warehouse = %report.warehouse.display(),
+        marts = report.marts.len(),
+        tests = report.tests_passed.len(),
+        policy = settings.shared_cost_policy.as_str(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "models built and data tests passed"
+    );
+    Ok(())
 }
 
 async fn extract(args: ExtractArgs, env: Environment, today: NaiveDate) -> anyhow::Result<bool> {
@@ -229,8 +273,16 @@ async fn demo(args: DemoArgs, today: NaiveDate) -> anyhow::Result<bool> {
     let outcome = pipeline::extract(client, &plan).await;
     server.shutdown().await;
     let report = outcome?;
-    let ok = summarise(&plan, &report);
-    if ok {
+    if !summarise(&plan, &report) {
+        return Ok(false);
+    }
+    let file = FileConfig::default();
+    build_models(
+        &args.data_dir,
+        &file.queries_dir(),
+        &file.model_settings(None)?,
+    )?;
+    {
         println!(
             "spotcost demo: {} rows from {} accounts landed in {}",
             report.rows(),
@@ -238,11 +290,11 @@ async fn demo(args: DemoArgs, today: NaiveDate) -> anyhow::Result<bool> {
             args.data_dir.join("lake").display()
         );
         println!(
-            "query it: duckdb -c \"select * from read_parquet('{}/lake/ocean_costs/**/*.parquet', hive_partitioning = true) limit 10\"",
-            args.data_dir.display()
+            "query it: duckdb {} -c \"from chargeback_namespace limit 5\"",
+            models::warehouse_path(&args.data_dir).display()
         );
     }
-    Ok(ok)
+    Ok(true)
 }
 
 async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {

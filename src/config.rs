@@ -47,8 +47,80 @@ pub struct FileConfig {
     pub timeout_secs: Option<u64>,
     pub max_attempts: Option<u32>,
     pub backoff_base_ms: Option<u64>,
-    /// Namespace label keys resolved for chargeback; default `team` and `cost-center`.
+    /// Extra namespace label keys to extract (the team and cost-centre keys always are).
     pub namespace_label_keys: Option<Vec<String>>,
+    /// Namespace label whose value is a namespace's team in chargeback; default `team`.
+    pub team_label_key: Option<String>,
+    /// Namespace label whose value is a namespace's cost centre; default `cost-center`.
+    pub cost_center_label_key: Option<String>,
+    /// How shared Ocean cost is spread over namespaces: `none`, `proportional` (default) or `even`.
+    pub shared_cost_policy: Option<String>,
+    /// Where the SQL models live; default `./queries`, else the ones spotcost was built with.
+    pub queries_dir: Option<PathBuf>,
+}
+
+impl FileConfig {
+    /// The model settings this file asks for; `policy` (from the command line) wins.
+    pub fn model_settings(
+        &self,
+        policy: Option<&str>,
+    ) -> Result<crate::models::ModelSettings, ConfigError> {
+        let defaults = crate::models::ModelSettings::default();
+        let policy_text = policy
+            .map(str::to_owned)
+            .or_else(|| self.shared_cost_policy.clone());
+        let shared_cost_policy = match policy_text {
+            None => defaults.shared_cost_policy,
+            Some(text) => text.parse().map_err(|_| ConfigError::OutOfRange {
+                key: "shared_cost_policy",
+                expected: "none, proportional or even",
+                value: text,
+            })?,
+        };
+        Ok(crate::models::ModelSettings {
+            shared_cost_policy,
+            team_label_key: self
+                .team_label_key
+                .clone()
+                .unwrap_or(defaults.team_label_key),
+            cost_center_label_key: self
+                .cost_center_label_key
+                .clone()
+                .unwrap_or(defaults.cost_center_label_key),
+            ..defaults
+        })
+    }
+
+    /// The label keys extraction resolves: the team and cost-centre keys, then any extra ones.
+    pub fn label_keys(&self) -> Vec<String> {
+        let mut keys = vec![
+            self.team_label_key
+                .clone()
+                .unwrap_or_else(|| DEFAULT_NAMESPACE_LABEL_KEYS[0].to_owned()),
+            self.cost_center_label_key
+                .clone()
+                .unwrap_or_else(|| DEFAULT_NAMESPACE_LABEL_KEYS[1].to_owned()),
+        ];
+        for key in self.namespace_label_keys.iter().flatten() {
+            if !keys.contains(key) {
+                keys.push(key.clone());
+            }
+        }
+        keys
+    }
+
+    /// The folder of SQL models.
+    pub fn queries_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.queries_dir {
+            return dir.clone();
+        }
+        let local = PathBuf::from("queries");
+        if local.join("marts").is_dir() {
+            local
+        } else {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("queries")
+        }
+    }
 }
 
 impl FileConfig {

@@ -3,6 +3,7 @@ pub mod cli;
 pub mod config;
 pub mod extract;
 pub mod lake;
+pub mod models;
 pub mod pipeline;
 pub mod sim;
 pub mod spot;

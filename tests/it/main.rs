@@ -4,5 +4,6 @@
 mod cli;
 mod client_faults;
 mod extract_end_to_end;
+mod models;
 mod schema_doc;
 mod support;

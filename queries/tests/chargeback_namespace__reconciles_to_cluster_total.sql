@@ -1,0 +1,21 @@
+-- The namespaces of every cluster-day (shared row included) add up to the cluster's total, to the cent. Returns cluster-days that do not.
+with
+
+allocated as (
+    select day, account_id, cluster_id, sum(total_cost_usd) as allocated_usd,
+    from chargeback_namespace
+    group by all
+),
+
+reported as (
+    select day, account_id, cluster_id, coalesce(max(cluster_total_cost_usd), sum(total_cost_usd)) as cluster_total_usd,
+    from stg_spot__ocean_costs
+    group by all
+)
+
+select
+    reported.*,
+    coalesce(allocated.allocated_usd, 0) as allocated_usd,
+from reported
+left join allocated using (day, account_id, cluster_id)
+where abs(reported.cluster_total_usd - coalesce(allocated.allocated_usd, 0)) >= 0.005

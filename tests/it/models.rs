@@ -1,0 +1,243 @@
+//! The models over a lake extracted from the simulator: marts reconcile to its ground truth to the
+//! cent under every shared-cost policy, every mart and column is commented, and a failing data
+//! test fails the build while the previous warehouse stays usable.
+
+use crate::support::*;
+use spotcost::extract::Dataset;
+use spotcost::models::{self, ModelError, ModelSettings, SharedCostPolicy};
+use spotcost::pipeline;
+use spotcost::sim::SimConfig;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+const FROM: &str = "2026-10-30";
+const TO: &str = "2026-11-02";
+
+fn queries() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("queries")
+}
+
+fn settings(policy: SharedCostPolicy) -> ModelSettings {
+    ModelSettings {
+        shared_cost_policy: policy,
+        ..ModelSettings::default()
+    }
+}
+
+fn warehouse(dir: &Path) -> duckdb::Connection {
+    duckdb::Connection::open(models::warehouse_path(dir)).expect("the warehouse opens")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marts_reconcile_to_the_simulator_under_every_policy() {
+    let server = simulator(SimConfig::default()).await;
+    let organisation = server.organisation().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let report = pipeline::extract(
+        client(&server.url(), 4),
+        &plan(dir.path(), FROM, TO, &Dataset::ALL),
+    )
+    .await
+    .unwrap();
+    assert!(report.is_success());
+    server.shutdown().await;
+    let days: Vec<_> = day(FROM)
+        .iter_days()
+        .take_while(|d| *d <= day(TO))
+        .collect();
+
+    for policy in [
+        SharedCostPolicy::Proportional,
+        SharedCostPolicy::Even,
+        SharedCostPolicy::None,
+    ] {
+        let built = models::build(dir.path(), &queries(), &settings(policy))
+            .unwrap_or_else(|e| panic!("{policy:?}: {e}"));
+        assert_eq!(built.marts.len(), 6);
+        let db = warehouse(dir.path());
+
+        // Namespaces (and the shared row) of every cluster-day add up to the simulator's cluster total.
+        let by_cluster: HashMap<String, f64> = keyed_numbers(
+            &db,
+            "select cluster_id || '/' || day::varchar, sum(total_cost_usd) from chargeback_namespace group by all",
+        )
+        .into_iter()
+        .collect();
+        for account in &organisation.accounts {
+            for cluster in &account.clusters {
+                for &day in &days {
+                    let key = format!("{}/{day}", cluster.id);
+                    assert_usd(
+                        &format!("{policy:?} {key}"),
+                        by_cluster[&key],
+                        organisation.cluster_day(&cluster.id, day).total.usd(),
+                    );
+                }
+            }
+        }
+        let shared_rows = count(
+            &db,
+            "select count(*) from chargeback_namespace where namespace = '__shared__'",
+        );
+        assert_eq!(
+            shared_rows > 0,
+            policy == SharedCostPolicy::None,
+            "{policy:?}"
+        );
+        if policy == SharedCostPolicy::Even {
+            let uneven = count(
+                &db,
+                "select count(*) from (select cluster_id, day from chargeback_namespace group by all having max(shared_cost_usd) - min(shared_cost_usd) > 1e-9)",
+            );
+            assert_eq!(uneven, 0);
+        }
+        if policy == SharedCostPolicy::Proportional {
+            // The share follows the namespace's own cost.
+            let off = count(
+                &db,
+                "with c as (select cluster_id, day, sum(direct_cost_usd) d, sum(shared_cost_usd) s from chargeback_namespace group by all)
+                 select count(*) from chargeback_namespace n join c using (cluster_id, day)
+                 where c.d > 0 and abs(n.shared_cost_usd - c.s * n.direct_cost_usd / c.d) > 1e-6",
+            );
+            assert_eq!(off, 0);
+        }
+    }
+
+    let db = warehouse(dir.path());
+    // Account chargeback (compute products) equals the simulator's account totals.
+    let by_account: HashMap<String, f64> = keyed_numbers(
+        &db,
+        "select account_id, sum(actual_cost_usd) from chargeback_account where product <> 'Ocean storage and network' group by all",
+    )
+    .into_iter()
+    .collect();
+    for account in &organisation.accounts {
+        let truth: f64 = days
+            .iter()
+            .map(|d| organisation.account_day(&account.id, *d).actual.usd())
+            .sum();
+        assert_usd(&account.id, by_account[&account.id], truth);
+    }
+    // Realized savings per Elastigroup equal its on-demand equivalent minus its cost.
+    let savings: HashMap<String, f64> = keyed_numbers(
+        &db,
+        "select resource_id, sum(savings_usd) from savings_realized group by all",
+    )
+    .into_iter()
+    .collect();
+    for account in &organisation.accounts {
+        for group in &account.groups {
+            let truth: f64 = days
+                .iter()
+                .map(|d| {
+                    let totals = organisation.group_day(&group.id, *d);
+                    totals.potential.usd() - totals.actual.usd()
+                })
+                .sum();
+            assert_usd(&group.id, savings[&group.id], truth);
+        }
+    }
+    // Audit activity counts every event.
+    let events = count(&db, "select sum(event_count)::bigint from audit_activity");
+    let truth: usize = days
+        .iter()
+        .map(|d| organisation.audit_events(*d).len())
+        .sum();
+    assert_eq!(events as usize, truth);
+    // Rankings start at 1 and follow the savings.
+    let misordered = count(
+        &db,
+        "select count(*) from (select monthly_savings_usd < lead(monthly_savings_usd) over (order by savings_rank) as bad from savings_potential) where bad",
+    );
+    assert_eq!(misordered, 0);
+    // Every mart and every column carries a comment.
+    let uncommented = count(
+        &db,
+        "select count(*) from duckdb_columns() where table_name in (select table_name from duckdb_tables() where table_name <> 'spotcost_settings') and (comment is null or comment = '')",
+    );
+    assert_eq!(uncommented, 0);
+    let tables_uncommented = count(
+        &db,
+        "select count(*) from duckdb_tables() where comment is null or comment = ''",
+    );
+    assert_eq!(tables_uncommented, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_data_test_fails_the_build_and_keeps_the_previous_warehouse() {
+    let server = simulator(SimConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    pipeline::extract(
+        client(&server.url(), 4),
+        &plan(dir.path(), FROM, FROM, &Dataset::ALL),
+    )
+    .await
+    .unwrap();
+    server.shutdown().await;
+    models::build(dir.path(), &queries(), &ModelSettings::default()).unwrap();
+    let before = count(
+        &warehouse(dir.path()),
+        "select count(*) from chargeback_namespace",
+    );
+
+    // The shipped models plus one test that always finds an offending row.
+    let broken = tempfile::tempdir().unwrap();
+    for folder in ["staging", "marts", "tests"] {
+        std::fs::create_dir_all(broken.path().join(folder)).unwrap();
+        for entry in std::fs::read_dir(queries().join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(
+                &path,
+                broken.path().join(folder).join(path.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+    }
+    std::fs::write(
+        broken.path().join("tests/chargeback_namespace__always_fails.sql"),
+        "-- A test that cannot pass.\nselect namespace, total_cost_usd from chargeback_namespace order by all limit 3",
+    )
+    .unwrap();
+    let error = models::build(dir.path(), broken.path(), &ModelSettings::default()).unwrap_err();
+    match &error {
+        ModelError::DataTests(failures) => {
+            assert_eq!(failures.len(), 1);
+            assert_eq!(failures[0].name, "chargeback_namespace__always_fails");
+            assert_eq!(failures[0].first_rows.len(), 3);
+        }
+        other => panic!("expected failed data tests, got {other}"),
+    }
+    assert!(error
+        .to_string()
+        .contains("chargeback_namespace__always_fails"));
+    assert_eq!(
+        count(
+            &warehouse(dir.path()),
+            "select count(*) from chargeback_namespace"
+        ),
+        before
+    );
+    assert!(dir.path().join("warehouse.failed.duckdb").exists());
+
+    // A broken model names its file and leaves the warehouse alone too.
+    std::fs::write(
+        broken.path().join("marts/zz_broken.sql"),
+        "-- Broken.\nselect no_such_column from chargeback_account",
+    )
+    .unwrap();
+    std::fs::remove_file(
+        broken
+            .path()
+            .join("tests/chargeback_namespace__always_fails.sql"),
+    )
+    .unwrap();
+    let error = models::build(dir.path(), broken.path(), &ModelSettings::default()).unwrap_err();
+    assert!(error.to_string().contains("zz_broken"), "{error}");
+    assert_eq!(
+        count(
+            &warehouse(dir.path()),
+            "select count(*) from chargeback_namespace"
+        ),
+        before
+    );
+}
