@@ -8,7 +8,7 @@ use crate::pipeline::{self, ExtractPlan, ExtractReport, PipelineError};
 use crate::sim::{Scale, SimConfig, SimServer, DEFAULT_TOKEN};
 use crate::spot::{ClientConfig, SpotClient, SpotError, Token};
 use anyhow::Context;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,6 +45,18 @@ pub enum Command {
     Extract(ExtractArgs),
     /// Build DIR/warehouse.duckdb from the lake and the SQL models, then run the data tests.
     Model(ModelArgs),
+    /// Write the CSV and HTML reports of DIR/warehouse.duckdb into DIR/reports/<today>/.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Data directory holding the warehouse. Default: data_dir from the config, else ./data.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Config file. Default: ./spotcost.toml if present.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -153,9 +165,10 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
 
 /// Runs a command. `today` is the UTC date of the run (a parameter, so tests choose it).
 /// Returns whether the run succeeded; an `Err` is a run that could not start or went wrong as a whole.
-pub async fn run(command: Command, env: Environment, today: NaiveDate) -> anyhow::Result<bool> {
+pub async fn run(command: Command, env: Environment, now: DateTime<Utc>) -> anyhow::Result<bool> {
+    let today = now.date_naive();
     match command {
-        Command::Demo(args) => demo(args, today).await,
+        Command::Demo(args) => demo(args, now).await,
         Command::Simulate(args) => simulate(args).await.map(|()| true),
         Command::Extract(args) => extract(args, env, today).await,
         Command::Model(args) => {
@@ -166,6 +179,17 @@ pub async fn run(command: Command, env: Environment, today: NaiveDate) -> anyhow
                 .or(file.data_dir.clone())
                 .unwrap_or_else(|| PathBuf::from("data"));
             build_models(&data_dir, &file.queries_dir(), &settings).map(|()| true)
+        }
+        Command::Report(args) => {
+            let file = FileConfig::load(args.config.as_deref())?;
+            let data_dir = args
+                .data_dir
+                .or(file.data_dir.clone())
+                .unwrap_or_else(|| PathBuf::from("data"));
+            let index = pipeline::publish_reports(&data_dir, &file.reports_dir(), now)?;
+            tracing::info!(index = %index.display(), "reports written");
+            println!("{}", index.display());
+            Ok(true)
         }
     }
 }
@@ -242,7 +266,8 @@ fn summarise(plan: &ExtractPlan, report: &ExtractReport) -> bool {
     }
 }
 
-async fn demo(args: DemoArgs, today: NaiveDate) -> anyhow::Result<bool> {
+async fn demo(args: DemoArgs, now: DateTime<Utc>) -> anyhow::Result<bool> {
+    let today = now.date_naive();
     let sim_config = SimConfig {
         seed: args.seed,
         scale: args.scale,
@@ -282,18 +307,18 @@ async fn demo(args: DemoArgs, today: NaiveDate) -> anyhow::Result<bool> {
         &file.queries_dir(),
         &file.model_settings(None)?,
     )?;
-    {
-        println!(
-            "spotcost demo: {} rows from {} accounts landed in {}",
-            report.rows(),
-            report.accounts.len(),
-            args.data_dir.join("lake").display()
-        );
-        println!(
-            "query it: duckdb {} -c \"from chargeback_namespace limit 5\"",
-            models::warehouse_path(&args.data_dir).display()
-        );
-    }
+    let index = pipeline::publish_reports(&args.data_dir, &file.reports_dir(), now)?;
+    println!(
+        "spotcost demo: {} rows from {} accounts landed in {}",
+        report.rows(),
+        report.accounts.len(),
+        args.data_dir.join("lake").display()
+    );
+    println!(
+        "query it: duckdb {} -c \"from chargeback_namespace limit 5\"",
+        models::warehouse_path(&args.data_dir).display()
+    );
+    println!("open the reports: {}", index.display());
     Ok(true)
 }
 

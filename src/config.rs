@@ -57,6 +57,8 @@ pub struct FileConfig {
     pub shared_cost_policy: Option<String>,
     /// Where the SQL models live; default `./queries`, else the ones spotcost was built with.
     pub queries_dir: Option<PathBuf>,
+    /// Where the report definitions live; default `./reports`, else the ones spotcost was built with.
+    pub reports_dir: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -111,15 +113,29 @@ impl FileConfig {
 
     /// The folder of SQL models.
     pub fn queries_dir(&self) -> PathBuf {
-        if let Some(dir) = &self.queries_dir {
-            return dir.clone();
-        }
-        let local = PathBuf::from("queries");
-        if local.join("marts").is_dir() {
-            local
-        } else {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("queries")
-        }
+        shipped_folder(self.queries_dir.as_ref(), "queries", "marts")
+    }
+
+    /// The folder of report definitions.
+    pub fn reports_dir(&self) -> PathBuf {
+        shipped_folder(
+            self.reports_dir.as_ref(),
+            "reports",
+            "chargeback_namespace.toml",
+        )
+    }
+}
+
+/// The configured folder, else `./<name>` when it holds `marker`, else the one in spotcost's source tree.
+fn shipped_folder(configured: Option<&PathBuf>, name: &str, marker: &str) -> PathBuf {
+    if let Some(dir) = configured {
+        return dir.clone();
+    }
+    let local = PathBuf::from(name);
+    if local.join(marker).exists() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
     }
 }
 

@@ -5,5 +5,6 @@ pub mod extract;
 pub mod lake;
 pub mod models;
 pub mod pipeline;
+pub mod report;
 pub mod sim;
 pub mod spot;

@@ -28,8 +28,8 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let today = chrono::Utc::now().date_naive();
-    match runtime.block_on(cli::run(cli.command, Environment::from_process(), today)) {
+    let now = chrono::Utc::now();
+    match runtime.block_on(cli::run(cli.command, Environment::from_process(), now)) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(error) => {

@@ -4,11 +4,14 @@
 
 use crate::extract::{extract_unit, AccountRef, Dataset, ExtractContext, Grain, Scope, Unit};
 use crate::lake::Lake;
+use crate::models;
+use crate::report::{self, ReportContext};
 use crate::spot::types::{Account, Cloud};
 use crate::spot::{SpotClient, SpotError};
 use chrono::NaiveDate;
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
@@ -253,4 +256,46 @@ async fn run_item(
         ),
     }
     report
+}
+
+/// Renders every report in `reports_dir` from the built warehouse into
+/// `DIR/reports/<run day>/` and points `DIR/reports/latest` at it. Returns the index page.
+pub fn publish_reports(
+    data_dir: &Path,
+    reports_dir: &Path,
+    now: DateTime<Utc>,
+) -> anyhow::Result<PathBuf> {
+    let definitions = report::load_definitions(reports_dir)?;
+    let date = |sql: &str| -> anyhow::Result<Option<NaiveDate>> {
+        Ok(models::query_text(data_dir, sql)?
+            .and_then(|text| NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok()))
+    };
+    let period_from =
+        date("select min(day)::varchar from stg_spot__account_costs")?.unwrap_or(now.date_naive());
+    let period_to =
+        date("select max(day)::varchar from stg_spot__account_costs")?.unwrap_or(now.date_naive());
+    let context = ReportContext {
+        period_from,
+        period_to,
+        data_fresh_until: date("select max(day)::varchar from stg_spot__ocean_costs")?,
+        generated_at: now,
+        shared_cost_policy: models::query_text(
+            data_dir,
+            "select shared_cost_policy from spotcost_settings",
+        )?
+        .unwrap_or_else(|| "proportional".into()),
+        organisation: None,
+    };
+    let mut rendered = Vec::new();
+    let mut entries = Vec::new();
+    for definition in definitions {
+        let batches = models::query_arrow(data_dir, &definition.query_sql())?;
+        let (page, entry) = report::render_report(&definition, &batches, &context)?;
+        rendered.push(page);
+        entries.push((definition, entry));
+    }
+    let index = report::render_index(&entries, &context);
+    let folder =
+        report::write_reports(&data_dir.join("reports"), now.date_naive(), rendered, index)?;
+    Ok(folder.join("index.html"))
 }

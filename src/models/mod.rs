@@ -506,45 +506,28 @@ fn describe_rows(batch: &RecordBatch) -> Vec<String> {
         .collect()
 }
 
-/// Reads `select <columns> from <mart> order by … limit …` from a built warehouse as Arrow batches
-/// (read-only), for the reports.
-pub fn query_mart(
-    data_dir: &Path,
-    mart: &str,
-    columns: &[String],
-    order_by: &[String],
-    limit: Option<usize>,
-) -> Result<Vec<RecordBatch>, ModelError> {
+fn open_read_only(data_dir: &Path) -> Result<duckdb::Connection, ModelError> {
     let config = duck(
         "configuring",
         duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly),
     )?;
-    let connection = duck(
+    duck(
         "opening the warehouse",
         duckdb::Connection::open_with_flags(warehouse_path(data_dir), config),
-    )?;
-    let mut sql = format!("select {} from {mart}", columns.join(", "));
-    if !order_by.is_empty() {
-        sql.push_str(&format!(" order by {}", order_by.join(", ")));
-    }
-    if let Some(limit) = limit {
-        sql.push_str(&format!(" limit {limit}"));
-    }
-    let mut statement = duck(&sql, connection.prepare(&sql))?;
-    let batches: Vec<RecordBatch> = duck(&sql, statement.query_arrow([]))?.collect();
+    )
+}
+
+/// Runs a read-only query on the built warehouse and returns its rows as Arrow batches.
+pub fn query_arrow(data_dir: &Path, sql: &str) -> Result<Vec<RecordBatch>, ModelError> {
+    let connection = open_read_only(data_dir)?;
+    let mut statement = duck(sql, connection.prepare(sql))?;
+    let batches: Vec<RecordBatch> = duck(sql, statement.query_arrow([]))?.collect();
     Ok(batches)
 }
 
-/// A one-value query on the built warehouse (period and freshness for report headers).
-pub fn query_scalar_text(data_dir: &Path, sql: &str) -> Result<Option<String>, ModelError> {
-    let config = duck(
-        "configuring",
-        duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly),
-    )?;
-    let connection = duck(
-        "opening the warehouse",
-        duckdb::Connection::open_with_flags(warehouse_path(data_dir), config),
-    )?;
+/// A one-value read-only query on the built warehouse, as text.
+pub fn query_text(data_dir: &Path, sql: &str) -> Result<Option<String>, ModelError> {
+    let connection = open_read_only(data_dir)?;
     duck(
         sql,
         connection.query_row(sql, [], |row| row.get::<_, Option<String>>(0)),
