@@ -150,3 +150,49 @@ async fn simulate_prints_its_url_on_the_first_line() {
     assert!(first.starts_with("http://127.0.0.1:"), "{first:?}");
     assert!(!first.trim_end().ends_with(":0"), "{first:?}");
 }
+
+#[tokio::test]
+async fn demo_runs_the_whole_pipeline_and_prints_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("demo").display().to_string();
+    let out = output(spotcost(
+        &["demo", "--data-dir", &data_dir, "--days", "3"],
+        &[],
+    ))
+    .await;
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    let index = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("open the reports: ").map(str::to_owned))
+        .expect("demo prints where index.html is");
+    assert!(std::path::Path::new(&index).is_file(), "{index}");
+    let demo = dir.path().join("demo");
+    assert!(demo.join("warehouse.duckdb").is_file());
+    assert!(demo.join("reports/latest/index.html").is_file());
+    let db = duckdb::Connection::open(demo.join("warehouse.duckdb")).unwrap();
+    assert!(count(&db, "select count(*) from chargeback_namespace") > 0);
+}
+
+#[tokio::test]
+async fn a_bad_shared_cost_policy_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().display().to_string();
+    let out = output(spotcost(
+        &[
+            "model",
+            "--data-dir",
+            &data_dir,
+            "--shared-cost-policy",
+            "fair",
+        ],
+        &[],
+    ))
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("none, proportional or even"),
+        "{}",
+        text(&out)
+    );
+}

@@ -1,6 +1,7 @@
 //! spotcost's integration tests: the real client, extractors and lake against the in-process
 //! Spot API simulator, checked against the simulator's ground truth.
 
+mod browser;
 mod cli;
 mod client_faults;
 mod extract_end_to_end;
