@@ -405,11 +405,8 @@ fn stack_extent(values: &[Vec<f64>]) -> (f64, f64) {
     })
 }
 
-fn stacked_bars_svg(chart_data: &ChartData, title: &str) -> String {
-    let (left, right, top, bottom) = (84.0, 16.0, 16.0, 40.0);
-    let height = 360.0;
-    let plot_width = CHART_WIDTH - left - right;
-    let plot_height = height - top - bottom;
+/// The value axis of a chart: its ticks, the domain they span and the step between them.
+fn value_axis(chart_data: &ChartData) -> (Vec<f64>, f64, f64, f64) {
     let (lowest, highest) = stack_extent(&chart_data.values);
     let whole_numbers = chart_data.value_format == ColumnFormat::Integer;
     let ticks = nice_ticks(lowest, highest, 5, whole_numbers);
@@ -419,6 +416,15 @@ fn stacked_bars_svg(chart_data: &ChartData, title: &str) -> String {
     } else {
         1.0
     };
+    (ticks, domain_low, domain_high, step)
+}
+
+fn stacked_bars_svg(chart_data: &ChartData, title: &str) -> String {
+    let (left, right, top, bottom) = (84.0, 16.0, 16.0, 40.0);
+    let height = 360.0;
+    let plot_width = CHART_WIDTH - left - right;
+    let plot_height = height - top - bottom;
+    let (ticks, domain_low, domain_high, step) = value_axis(chart_data);
     let y_of = |value: f64| top + plot_height * (domain_high - value) / (domain_high - domain_low);
 
     let mut svg = String::new();
@@ -496,15 +502,7 @@ fn horizontal_bars_svg(chart_data: &ChartData, title: &str) -> String {
     let height = top + row_height * chart_data.categories.len() as f64 + bottom;
     let plot_width = CHART_WIDTH - left - right;
     let plot_bottom = height - bottom;
-    let (lowest, highest) = stack_extent(&chart_data.values);
-    let whole_numbers = chart_data.value_format == ColumnFormat::Integer;
-    let ticks = nice_ticks(lowest, highest, 5, whole_numbers);
-    let (domain_low, domain_high) = (ticks[0], ticks[ticks.len() - 1]);
-    let step = if ticks.len() > 1 {
-        ticks[1] - ticks[0]
-    } else {
-        1.0
-    };
+    let (ticks, domain_low, domain_high, step) = value_axis(chart_data);
     let x_of = |value: f64| left + plot_width * (value - domain_low) / (domain_high - domain_low);
 
     let mut svg = String::new();
