@@ -61,6 +61,19 @@ pub struct FileConfig {
     pub reports_dir: Option<PathBuf>,
 }
 
+/// The configured folder, else `./<name>` when it holds `marker`, else the one in spotcost's source tree.
+fn shipped_folder(configured: Option<&PathBuf>, name: &str, marker: &str) -> PathBuf {
+    if let Some(dir) = configured {
+        return dir.clone();
+    }
+    let local = PathBuf::from(name);
+    if local.join(marker).exists() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
+    }
+}
+
 impl FileConfig {
     /// The model settings this file asks for; `policy` (from the command line) wins.
     pub fn model_settings(
@@ -124,22 +137,7 @@ impl FileConfig {
             "chargeback_namespace.toml",
         )
     }
-}
 
-/// The configured folder, else `./<name>` when it holds `marker`, else the one in spotcost's source tree.
-fn shipped_folder(configured: Option<&PathBuf>, name: &str, marker: &str) -> PathBuf {
-    if let Some(dir) = configured {
-        return dir.clone();
-    }
-    let local = PathBuf::from(name);
-    if local.join(marker).exists() {
-        local
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
-    }
-}
-
-impl FileConfig {
     /// Reads `path`; a missing file is an error only when the user named it.
     pub fn load(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
         let (path, explicit) = match path {
