@@ -39,12 +39,18 @@ cluster_requests as (
     group by all
 ),
 
+recent_ocean as (
+    -- Each cluster's own last 30 days of cost data.
+    select *
+    from stg_spot__ocean_costs
+    qualify day > max(day) over (partition by cluster_id) - interval 30 day
+),
+
 cluster_compute as (
     select
         cluster_id,
         sum(compute_cost_usd) / count(distinct day) * 30.4375 as monthly_compute_usd,
-    from stg_spot__ocean_costs
-    where day > (select max(day) from stg_spot__ocean_costs) - interval 30 day
+    from recent_ocean
     group by all
 ),
 
@@ -63,10 +69,17 @@ priced as (
     left join cluster_compute using (cluster_id)
 ),
 
+estimated as (
+    select
+        *,
+        workload_monthly_savings_usd * cpu_share as spot_savings_usd,
+    from priced
+),
+
 final as (
     select
         row_number() over (
-            order by coalesce(workload_monthly_savings_usd * cpu_share, priced_savings_usd) desc,
+            order by coalesce(spot_savings_usd, priced_savings_usd) desc,
                 cluster_id, namespace, workload_name, container_name
         ) as savings_rank,
         account_id,
@@ -80,9 +93,9 @@ final as (
         suggested_memory_mib,
         cpu_overprovisioned_millicores,
         memory_overprovisioned_mib,
-        coalesce(workload_monthly_savings_usd * cpu_share, priced_savings_usd) as monthly_savings_usd,
-        case when workload_monthly_savings_usd is not null then 'spot' else 'priced' end as savings_source,
-    from priced
+        coalesce(spot_savings_usd, priced_savings_usd) as monthly_savings_usd,
+        case when spot_savings_usd is not null then 'spot' else 'priced' end as savings_source,
+    from estimated
 )
 
 select * from final

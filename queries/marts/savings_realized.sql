@@ -20,8 +20,8 @@ ocean_node_groups as (
         day,
         account_id,
         'Ocean' as product,
-        resource_id,
-        resource_id as resource_name,
+        coalesce(resource_id, '(unknown node group)') as resource_id,
+        coalesce(resource_id, '(unknown node group)') as resource_name,
         sum(actual_cost_usd) as actual_cost_usd,
         sum(on_demand_cost_usd) as on_demand_cost_usd,
     from stg_spot__instance_costs

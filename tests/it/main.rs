@@ -5,6 +5,7 @@ mod browser;
 mod cli;
 mod client_faults;
 mod extract_end_to_end;
+mod marts_small;
 mod models;
 mod schema_doc;
 mod support;

@@ -1,0 +1,1129 @@
+//! Every mart over hand-built small lakes (a few rows each, nulls included) written with the real
+//! lake writer: exact expected rows under each shared-cost policy, and the data tests that must
+//! fail the build when the lake disagrees with itself.
+
+use arrow::array::{
+    new_null_array, ArrayRef, Date32Array, Float64Array, Int64Array, MapBuilder, RecordBatch,
+    StringArray, StringBuilder, TimestampMicrosecondArray,
+};
+use arrow::datatypes::DataType;
+use chrono::NaiveDate;
+use spotcost::extract::Dataset;
+use spotcost::lake::Lake;
+use spotcost::models::{self, ModelError, ModelSettings, SharedCostPolicy};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+// ---------------------------------------------------------------------------------------------
+// Building a lake from rows.
+
+/// One value of a row; a column a row does not mention is null.
+#[derive(Debug, Clone)]
+enum Cell {
+    Null,
+    Text(String),
+    Number(f64),
+    /// A bigint, or a timestamp in microseconds since the epoch (UTC).
+    Integer(i64),
+    Labels(Vec<(String, String)>),
+}
+
+impl From<&str> for Cell {
+    fn from(value: &str) -> Cell {
+        Cell::Text(value.to_owned())
+    }
+}
+
+impl From<f64> for Cell {
+    fn from(value: f64) -> Cell {
+        Cell::Number(value)
+    }
+}
+
+impl From<i64> for Cell {
+    fn from(value: i64) -> Cell {
+        Cell::Integer(value)
+    }
+}
+
+impl<T: Into<Cell>> From<Option<T>> for Cell {
+    fn from(value: Option<T>) -> Cell {
+        value.map_or(Cell::Null, Into::into)
+    }
+}
+
+/// A `map<varchar, varchar>` value.
+fn labels(entries: &[(&str, &str)]) -> Cell {
+    Cell::Labels(
+        entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+/// One row of one dataset, in the partition of `day` (the dataset's date column) and `scope`.
+#[derive(Debug, Clone)]
+struct Row {
+    dataset: Dataset,
+    day: NaiveDate,
+    scope: String,
+    cells: BTreeMap<&'static str, Cell>,
+}
+
+impl Row {
+    fn new(dataset: Dataset, day: &str, scope: &str) -> Row {
+        Row {
+            dataset,
+            day: date(day),
+            scope: scope.to_owned(),
+            cells: BTreeMap::new(),
+        }
+    }
+
+    fn with(mut self, column: &'static str, value: impl Into<Cell>) -> Row {
+        assert!(
+            self.dataset.schema().field_with_name(column).is_ok(),
+            "{} has no column {column}",
+            self.dataset
+        );
+        self.cells.insert(column, value.into());
+        self
+    }
+}
+
+fn date(text: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("a YYYY-MM-DD date")
+}
+
+/// Writes the rows with the real lake writer, one partition file per dataset × day × scope.
+fn write_lake(dir: &Path, rows: &[Row]) {
+    let mut partitions: BTreeMap<(Dataset, NaiveDate, String), Vec<&Row>> = BTreeMap::new();
+    for row in rows {
+        partitions
+            .entry((row.dataset, row.day, row.scope.clone()))
+            .or_default()
+            .push(row);
+    }
+    let lake = Lake::new(dir);
+    for ((dataset, day, scope), rows) in partitions {
+        let batch = batch(dataset, day, &rows);
+        lake.write_partition(dataset.name(), day, &scope, &dataset.schema(), &[batch])
+            .unwrap_or_else(|e| panic!("writing {dataset} {day} {scope}: {e}"));
+    }
+}
+
+fn batch(dataset: Dataset, day: NaiveDate, rows: &[&Row]) -> RecordBatch {
+    let schema = dataset.schema();
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let name = field.name().as_str();
+            let cells: Vec<&Cell> = rows
+                .iter()
+                .map(|row| row.cells.get(name).unwrap_or(&Cell::Null))
+                .collect();
+            let wrong = |cell: &Cell| -> ! {
+                panic!("{dataset}.{name}: {cell:?} is not a {}", field.data_type())
+            };
+            let array: ArrayRef = match field.data_type() {
+                // The one date column is the partition's day.
+                DataType::Date32 => Arc::new(Date32Array::from(vec![
+                    (day - epoch).num_days()
+                        as i32;
+                    rows.len()
+                ])),
+                DataType::Utf8 => Arc::new(
+                    cells
+                        .iter()
+                        .map(|cell| match cell {
+                            Cell::Null => None,
+                            Cell::Text(text) => Some(text.as_str()),
+                            other => wrong(other),
+                        })
+                        .collect::<StringArray>(),
+                ),
+                DataType::Float64 => Arc::new(
+                    cells
+                        .iter()
+                        .map(|cell| match cell {
+                            Cell::Null => None,
+                            Cell::Number(value) => Some(*value),
+                            other => wrong(other),
+                        })
+                        .collect::<Float64Array>(),
+                ),
+                DataType::Int64 | DataType::Timestamp(_, _) => {
+                    let values: Vec<Option<i64>> = cells
+                        .iter()
+                        .map(|cell| match cell {
+                            Cell::Null => None,
+                            Cell::Integer(value) => Some(*value),
+                            other => wrong(other),
+                        })
+                        .collect();
+                    if matches!(field.data_type(), DataType::Int64) {
+                        Arc::new(Int64Array::from(values))
+                    } else {
+                        Arc::new(TimestampMicrosecondArray::from(values).with_timezone("UTC"))
+                    }
+                }
+                DataType::Map(_, _) => {
+                    let mut builder =
+                        MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+                    for cell in &cells {
+                        match cell {
+                            Cell::Null => builder.append(false).unwrap(),
+                            Cell::Labels(entries) => {
+                                for (key, value) in entries {
+                                    builder.keys().append_value(key);
+                                    builder.values().append_value(value);
+                                }
+                                builder.append(true).unwrap();
+                            }
+                            other => wrong(other),
+                        }
+                    }
+                    Arc::new(builder.finish())
+                }
+                other => {
+                    assert!(cells.iter().all(|c| matches!(c, Cell::Null)));
+                    new_null_array(other, rows.len())
+                }
+            };
+            array
+        })
+        .collect();
+    RecordBatch::try_new(schema, columns)
+        .unwrap_or_else(|e| panic!("a {dataset} batch for {day}: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// One helper per dataset: the columns the marts read, the rest null.
+
+/// An `ocean_costs` row; `total_cost_usd` is compute + storage + network.
+#[allow(clippy::too_many_arguments)]
+fn ocean_cost(
+    day: &str,
+    account: &str,
+    cluster: &str,
+    row_kind: &str,
+    namespace: Option<&str>,
+    workload: Option<&str>,
+    [compute, storage, network]: [f64; 3],
+    cluster_total: f64,
+) -> Row {
+    let workload_type = match row_kind {
+        "workload" => Some("Deployment"),
+        "headroom" => Some("Headroom"),
+        "unused_storage" => Some("UnusedStorage"),
+        _ => None,
+    };
+    Row::new(Dataset::OceanCosts, day, account)
+        .with("account_id", account)
+        .with("cluster_id", cluster)
+        .with("cloud", "aws")
+        .with("row_kind", row_kind)
+        .with("namespace", namespace)
+        .with("workload_name", workload)
+        .with("workload_type", workload_type)
+        .with("compute_cost_usd", compute)
+        .with("storage_cost_usd", storage)
+        .with("network_cost_usd", network)
+        .with("total_cost_usd", compute + storage + network)
+        .with("cluster_total_cost_usd", cluster_total)
+}
+
+/// An `elastigroup_costs` row; `product` is `elastigroup` or `emr_scaler`.
+fn elastigroup_cost(
+    day: &str,
+    account: &str,
+    product: &str,
+    group: &str,
+    name: Option<&str>,
+    actual: f64,
+    potential: f64,
+) -> Row {
+    Row::new(Dataset::ElastigroupCosts, day, account)
+        .with("account_id", account)
+        .with("cloud", "aws")
+        .with("product", product)
+        .with("group_id", group)
+        .with("group_name", name)
+        .with("running_hours", 24.0)
+        .with("actual_cost_usd", actual)
+        .with("potential_cost_usd", potential)
+}
+
+fn managed_instance_cost(
+    day: &str,
+    account: &str,
+    id: &str,
+    name: Option<&str>,
+    actual: f64,
+    potential: f64,
+) -> Row {
+    Row::new(Dataset::ManagedInstanceCosts, day, account)
+        .with("account_id", account)
+        .with("managed_instance_id", id)
+        .with("managed_instance_name", name)
+        .with("running_hours", 24.0)
+        .with("actual_cost_usd", actual)
+        .with("potential_cost_usd", potential)
+}
+
+fn account_cost(day: &str, account: &str, actual: f64) -> Row {
+    Row::new(Dataset::AccountCosts, day, account)
+        .with("account_id", account)
+        .with("cloud", "aws")
+        .with("cost_block", "spot")
+        .with("running_hours", 24.0)
+        .with("actual_cost_usd", actual)
+        .with("potential_cost_usd", actual * 2.0)
+}
+
+/// An `instance_costs` export row (`use_case` `K8S` marks Ocean).
+fn instance_cost(
+    day: &str,
+    account: &str,
+    resource: Option<&str>,
+    use_case: Option<&str>,
+    actual: Option<f64>,
+    on_demand: Option<f64>,
+) -> Row {
+    Row::new(Dataset::InstanceCosts, day, account)
+        .with("account_id", account)
+        .with("resource_id", resource)
+        .with("use_case", use_case)
+        .with("actual_cost_usd", actual)
+        .with("on_demand_cost_usd", on_demand)
+        .with(
+            "savings_usd",
+            on_demand.zip(actual).map(|(od, paid)| od - paid),
+        )
+}
+
+fn account(snapshot_day: &str, id: &str, name: Option<&str>) -> Row {
+    Row::new(Dataset::Accounts, snapshot_day, "org")
+        .with("account_id", id)
+        .with("account_name", name)
+        .with("cloud", "aws")
+}
+
+/// An `ocean_rightsizing` row of account `act-1`: requested and suggested CPU (millicores) and
+/// memory (MiB) of the container, and Spot's monthly figure for the workload.
+fn rightsizing(
+    snapshot_day: &str,
+    cluster: &str,
+    namespace: &str,
+    workload: &str,
+    container: Option<&str>,
+    [cpu, suggested_cpu, memory, suggested_memory]: [Option<f64>; 4],
+    workload_monthly_savings: Option<f64>,
+) -> Row {
+    Row::new(Dataset::OceanRightsizing, snapshot_day, "act-1")
+        .with("account_id", "act-1")
+        .with("cluster_id", cluster)
+        .with("api_version", "v2")
+        .with("namespace", namespace)
+        .with("workload_name", workload)
+        .with("workload_type", "Deployment")
+        .with("container_name", container)
+        .with("requested_cpu_millicores", cpu)
+        .with("suggested_cpu_millicores", suggested_cpu)
+        .with("requested_memory_mib", memory)
+        .with("suggested_memory_mib", suggested_memory)
+        .with("workload_monthly_savings_usd", workload_monthly_savings)
+}
+
+fn potential_saving(
+    snapshot_day: &str,
+    account: &str,
+    resource_type: Option<&str>,
+    name: Option<&str>,
+    region: Option<&str>,
+    monthly: Option<f64>,
+) -> Row {
+    Row::new(Dataset::PotentialSavings, snapshot_day, account)
+        .with("account_id", account)
+        .with("resource_type", resource_type)
+        .with("resource_name", name)
+        .with("region", region)
+        .with("monthly_savings_usd", monthly)
+}
+
+fn audit_event(
+    day: &str,
+    user: Option<&str>,
+    resource_type: Option<&str>,
+    action: Option<&str>,
+    resource: Option<&str>,
+    status: Option<i64>,
+) -> Row {
+    let at = date(day).and_hms_opt(9, 30, 0).unwrap().and_utc();
+    Row::new(Dataset::AuditEvents, day, "org")
+        .with("event_at", at.timestamp_micros())
+        .with("account_id", "act-1")
+        .with("user_name", user)
+        .with("namespace", "ELASTIGROUP")
+        .with("action_type", action)
+        .with("resource_type", resource_type)
+        .with("resource_id", resource)
+        .with("source", "API")
+        .with("response_status", status)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building the warehouse and comparing mart rows.
+
+fn queries() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("queries")
+}
+
+fn build(dir: &Path, policy: SharedCostPolicy) -> Result<models::BuildReport, ModelError> {
+    models::build(
+        dir,
+        &queries(),
+        &ModelSettings {
+            shared_cost_policy: policy,
+            ..ModelSettings::default()
+        },
+    )
+}
+
+/// Builds under `policy` (every data test must pass) and opens the warehouse.
+fn built(dir: &Path, policy: SharedCostPolicy) -> duckdb::Connection {
+    build(dir, policy).unwrap_or_else(|e| panic!("{policy:?}: {e}"));
+    duckdb::Connection::open(models::warehouse_path(dir)).expect("the warehouse opens")
+}
+
+/// A mart row: its text columns (null as `NULL`) and its numbers.
+type MartRow = (Vec<String>, Vec<f64>);
+
+fn row(texts: &[&str], numbers: &[f64]) -> MartRow {
+    (
+        texts.iter().map(|t| t.to_string()).collect(),
+        numbers.to_vec(),
+    )
+}
+
+/// Runs `sql` whose first `texts` columns are text and whose other columns are doubles.
+fn mart_rows(db: &duckdb::Connection, sql: &str, texts: usize) -> Vec<MartRow> {
+    let mut statement = db.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut rows = statement.query([]).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().unwrap() {
+        let columns = r.as_ref().column_count();
+        let text = (0..texts)
+            .map(|i| {
+                r.get::<_, Option<String>>(i)
+                    .unwrap_or_else(|e| panic!("{sql}: column {i}: {e}"))
+                    .unwrap_or_else(|| "NULL".into())
+            })
+            .collect();
+        let numbers = (texts..columns)
+            .map(|i| {
+                r.get::<_, Option<f64>>(i)
+                    .unwrap_or_else(|e| panic!("{sql}: column {i}: {e}"))
+                    .unwrap_or(f64::NAN)
+            })
+            .collect();
+        out.push((text, numbers));
+    }
+    out
+}
+
+/// The mart rows equal the expected ones (in any order): text exactly, money within 1e-9.
+fn assert_rows(label: &str, mut actual: Vec<MartRow>, mut expected: Vec<MartRow>) {
+    let by_key = |a: &MartRow, b: &MartRow| a.0.cmp(&b.0);
+    actual.sort_by(by_key);
+    expected.sort_by(by_key);
+    let same = actual.len() == expected.len()
+        && actual.iter().zip(&expected).all(|(a, e)| {
+            a.0 == e.0
+                && a.1.len() == e.1.len()
+                && a.1.iter().zip(&e.1).all(|(x, y)| (x - y).abs() <= 1e-9)
+        });
+    assert!(
+        same,
+        "{label}: mart rows differ\n actual:\n{}\n expected:\n{}",
+        listing(&actual),
+        listing(&expected)
+    );
+}
+
+fn listing(rows: &[MartRow]) -> String {
+    rows.iter()
+        .map(|(t, n)| format!("  {t:?} {n:?}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+const ALL_POLICIES: [SharedCostPolicy; 3] = [
+    SharedCostPolicy::Proportional,
+    SharedCostPolicy::Even,
+    SharedCostPolicy::None,
+];
+
+// ---------------------------------------------------------------------------------------------
+// chargeback_namespace
+
+const D1: &str = "2026-03-10";
+const D2: &str = "2026-03-11";
+
+/// Cluster o-1 ("prod") on D1: total 100, namespaces payments (direct 30) and search (direct 10),
+/// headroom 20, unused storage 5 in search, 35 unattributed in payments: shared 60.
+/// Cluster o-1 on D2: only headroom, 12. Cluster o-3 (no name) on D1: namespace batch (null
+/// labels) direct 8, headroom 2, total 10.
+fn namespace_lake(dir: &Path) {
+    let o1 = |day: &str, kind: &str, ns: Option<&str>, w: Option<&str>, costs: [f64; 3], total| {
+        ocean_cost(day, "act-1", "o-1", kind, ns, w, costs, total).with("cluster_name", "prod")
+    };
+    let payments = || labels(&[("team", "payments"), ("cost-center", "cc-7")]);
+    let o3 = |kind: &str, ns: Option<&str>, w: Option<&str>, costs: [f64; 3]| {
+        ocean_cost(D1, "act-1", "o-3", kind, ns, w, costs, 10.0)
+    };
+    write_lake(
+        dir,
+        &[
+            o1(
+                D1,
+                "workload",
+                Some("payments"),
+                Some("api"),
+                [20.0, 4.0, 1.0],
+                100.0,
+            )
+            .with("namespace_labels", payments()),
+            o1(
+                D1,
+                "workload",
+                Some("payments"),
+                Some("worker"),
+                [4.0, 1.0, 0.0],
+                100.0,
+            )
+            .with("namespace_labels", payments()),
+            o1(
+                D1,
+                "unattributed",
+                Some("payments"),
+                None,
+                [35.0, 0.0, 0.0],
+                100.0,
+            )
+            .with("namespace_labels", payments()),
+            o1(
+                D1,
+                "workload",
+                Some("search"),
+                Some("indexer"),
+                [6.0, 3.0, 1.0],
+                100.0,
+            )
+            .with("namespace_labels", labels(&[])),
+            o1(
+                D1,
+                "unused_storage",
+                Some("search"),
+                None,
+                [0.0, 5.0, 0.0],
+                100.0,
+            )
+            .with("namespace_labels", labels(&[])),
+            o1(D1, "headroom", None, None, [20.0, 0.0, 0.0], 100.0),
+            o1(D2, "headroom", None, None, [12.0, 0.0, 0.0], 12.0),
+            o3("workload", Some("batch"), Some("etl"), [8.0, 0.0, 0.0]),
+            o3("headroom", None, None, [2.0, 0.0, 0.0]),
+            // Ocean compute of the account per day, so chargeback_account reconciles.
+            account_cost(D1, "act-1", 20.0 + 4.0 + 35.0 + 6.0 + 20.0 + 8.0 + 2.0),
+            account_cost(D2, "act-1", 12.0),
+        ],
+    );
+}
+
+#[test]
+fn chargeback_namespace_spreads_shared_cost_under_each_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    namespace_lake(dir.path());
+    for policy in ALL_POLICIES {
+        let db = built(dir.path(), policy);
+        let p = policy.as_str();
+        // o-1 on D1 shares 100 - (30 + 10); o-3 on D1 shares 10 - 8.
+        let (o1_shared, o3_shared) = (100.0 - 40.0, 2.0);
+        let (to_payments, to_search, to_batch) = match policy {
+            SharedCostPolicy::Proportional => {
+                (o1_shared * 30.0 / 40.0, o1_shared * 10.0 / 40.0, o3_shared)
+            }
+            SharedCostPolicy::Even => (o1_shared / 2.0, o1_shared / 2.0, o3_shared),
+            SharedCostPolicy::None => (0.0, 0.0, 0.0),
+        };
+        let mut expected = vec![
+            row(
+                &[D1, "o-1", "prod", "payments", "payments", "cc-7", p],
+                &[24.0, 5.0, 1.0, 30.0, to_payments, 30.0 + to_payments],
+            ),
+            row(
+                &[D1, "o-1", "prod", "search", "unassigned", "unassigned", p],
+                &[6.0, 3.0, 1.0, 10.0, to_search, 10.0 + to_search],
+            ),
+            row(
+                &[D1, "o-3", "NULL", "batch", "unassigned", "unassigned", p],
+                &[8.0, 0.0, 0.0, 8.0, to_batch, 8.0 + to_batch],
+            ),
+            // A cluster-day without workloads keeps its whole total apart under every policy.
+            row(
+                &[D2, "o-1", "prod", "__shared__", "shared", "shared", p],
+                &[0.0, 0.0, 0.0, 0.0, 12.0, 12.0],
+            ),
+        ];
+        if policy == SharedCostPolicy::None {
+            expected.push(row(
+                &[D1, "o-1", "prod", "__shared__", "shared", "shared", p],
+                &[0.0, 0.0, 0.0, 0.0, o1_shared, o1_shared],
+            ));
+            expected.push(row(
+                &[D1, "o-3", "NULL", "__shared__", "shared", "shared", p],
+                &[0.0, 0.0, 0.0, 0.0, o3_shared, o3_shared],
+            ));
+        }
+        assert_rows(
+            p,
+            mart_rows(
+                &db,
+                "select day::varchar, cluster_id, cluster_name, namespace, team, cost_center, shared_cost_policy,
+                        compute_cost_usd, storage_cost_usd, network_cost_usd, direct_cost_usd, shared_cost_usd, total_cost_usd
+                 from chargeback_namespace where account_id = 'act-1'",
+                7,
+            ),
+            expected,
+        );
+        // Every cluster-day adds up to its total.
+        assert_rows(
+            &format!("{p} totals"),
+            mart_rows(
+                &db,
+                "select day::varchar, cluster_id, sum(total_cost_usd) from chargeback_namespace group by all",
+                2,
+            ),
+            vec![
+                row(&[D1, "o-1"], &[100.0]),
+                row(&[D2, "o-1"], &[12.0]),
+                row(&[D1, "o-3"], &[10.0]),
+            ],
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// chargeback_account and savings_realized
+
+/// Account act-1 ("Production" on the latest snapshot) with an Elastigroup, an EMR scaler, a
+/// managed instance and an Ocean cluster on 30 and 31 March and 1 April; act-2 (never listed)
+/// with a managed instance on 1 April; act-3 listed without costs. The instance-cost export
+/// prices Ocean on 30 March (ratio 2.5) and 1 April (ratio 1.5, `k8s` in lower case), not on
+/// 31 March.
+fn account_lake(dir: &Path) {
+    let (m30, m31, a01) = ("2026-03-30", "2026-03-31", "2026-04-01");
+    let ocean =
+        |day, kind, ns, w, costs, total| ocean_cost(day, "act-1", "o-1", kind, ns, w, costs, total);
+    write_lake(
+        dir,
+        &[
+            account("2026-03-29", "act-1", Some("Prod (old name)")),
+            account("2026-04-02", "act-1", Some("Production")),
+            account("2026-04-02", "act-3", Some("Sandbox")),
+            elastigroup_cost(
+                m30,
+                "act-1",
+                "elastigroup",
+                "sig-1",
+                Some("web"),
+                10.0,
+                25.0,
+            ),
+            elastigroup_cost(
+                m31,
+                "act-1",
+                "elastigroup",
+                "sig-1",
+                Some("web"),
+                12.0,
+                30.0,
+            ),
+            elastigroup_cost(a01, "act-1", "elastigroup", "sig-1", Some("web"), 5.0, 11.0),
+            elastigroup_cost(m30, "act-1", "emr_scaler", "simrs-1", None, 4.0, 9.0),
+            elastigroup_cost(a01, "act-1", "emr_scaler", "simrs-1", None, 2.0, 3.0),
+            managed_instance_cost(m31, "act-1", "smi-1", Some("db"), 3.0, 7.0),
+            managed_instance_cost(a01, "act-2", "smi-2", None, 1.5, 2.0),
+            ocean(
+                m30,
+                "workload",
+                Some("a"),
+                Some("api"),
+                [20.0, 2.0, 1.0],
+                28.0,
+            ),
+            ocean(m30, "headroom", None, None, [5.0, 0.0, 0.0], 28.0),
+            ocean(
+                m31,
+                "workload",
+                Some("a"),
+                Some("api"),
+                [10.0, 1.0, 0.0],
+                11.0,
+            ),
+            ocean(
+                a01,
+                "workload",
+                Some("a"),
+                Some("api"),
+                [6.0, 0.5, 0.5],
+                7.0,
+            ),
+            instance_cost(
+                m30,
+                "act-1",
+                Some("sig-1"),
+                Some("Load Balancing"),
+                Some(10.0),
+                Some(25.0),
+            ),
+            instance_cost(
+                m30,
+                "act-1",
+                Some("ols-1"),
+                Some("K8S"),
+                Some(8.0),
+                Some(20.0),
+            ),
+            instance_cost(
+                m30,
+                "act-1",
+                Some("ols-1"),
+                Some("K8S"),
+                Some(2.0),
+                Some(5.0),
+            ),
+            instance_cost(m30, "act-1", Some("ols-2"), Some("K8S"), None, None),
+            instance_cost(m31, "act-1", None, None, Some(1.0), Some(1.0)),
+            instance_cost(
+                a01,
+                "act-1",
+                Some("ols-1"),
+                Some("k8s"),
+                Some(3.0),
+                Some(4.5),
+            ),
+            account_cost(m30, "act-1", 10.0 + 4.0 + 25.0),
+            account_cost(m31, "act-1", 12.0 + 3.0 + 10.0),
+            account_cost(a01, "act-1", 5.0 + 2.0 + 6.0),
+            account_cost(a01, "act-2", 1.5),
+        ],
+    );
+}
+
+#[test]
+fn chargeback_account_sums_products_per_month() {
+    let dir = tempfile::tempdir().unwrap();
+    account_lake(dir.path());
+    let db = built(dir.path(), SharedCostPolicy::Proportional);
+    let (march, april) = ("2026-03-01", "2026-04-01");
+    let line = |month, account, name, product, actual: f64, on_demand: f64| {
+        row(
+            &[month, account, name, product],
+            &[actual, on_demand, on_demand - actual],
+        )
+    };
+    // Ocean on demand: 30 March 25 × (25 / 10), 31 March 10 (no export), 1 April 6 × (4.5 / 3).
+    let ocean_march = 25.0 * 25.0 / 10.0 + 10.0;
+    let ocean_april = 6.0 * 4.5 / 3.0;
+    assert_rows(
+        "chargeback_account",
+        mart_rows(
+            &db,
+            "select month::varchar, account_id, account_name, product, actual_cost_usd, on_demand_cost_usd, savings_usd from chargeback_account",
+            4,
+        ),
+        vec![
+            line(march, "act-1", "Production", "Elastigroup", 22.0, 55.0),
+            line(march, "act-1", "Production", "EMR", 4.0, 9.0),
+            line(march, "act-1", "Production", "Managed Instance", 3.0, 7.0),
+            line(march, "act-1", "Production", "Ocean", 35.0, ocean_march),
+            line(march, "act-1", "Production", "Ocean storage and network", 4.0, 4.0),
+            line(april, "act-1", "Production", "Elastigroup", 5.0, 11.0),
+            line(april, "act-1", "Production", "EMR", 2.0, 3.0),
+            line(april, "act-1", "Production", "Ocean", 6.0, ocean_april),
+            line(april, "act-1", "Production", "Ocean storage and network", 1.0, 1.0),
+            line(april, "act-2", "act-2", "Managed Instance", 1.5, 2.0),
+        ],
+    );
+}
+
+#[test]
+fn savings_realized_lists_each_resource_day() {
+    let dir = tempfile::tempdir().unwrap();
+    account_lake(dir.path());
+    let db = built(dir.path(), SharedCostPolicy::Proportional);
+    let line = |day, account, product, id, name, actual: f64, on_demand: f64| {
+        row(
+            &[day, account, product, id, name],
+            &[actual, on_demand, on_demand - actual],
+        )
+    };
+    assert_rows(
+        "savings_realized",
+        mart_rows(
+            &db,
+            "select day::varchar, account_id, product, resource_id, resource_name, actual_cost_usd, on_demand_cost_usd, savings_usd from savings_realized",
+            5,
+        ),
+        vec![
+            line("2026-03-30", "act-1", "Elastigroup", "sig-1", "web", 10.0, 25.0),
+            line("2026-03-31", "act-1", "Elastigroup", "sig-1", "web", 12.0, 30.0),
+            line("2026-04-01", "act-1", "Elastigroup", "sig-1", "web", 5.0, 11.0),
+            line("2026-03-30", "act-1", "EMR", "simrs-1", "simrs-1", 4.0, 9.0),
+            line("2026-04-01", "act-1", "EMR", "simrs-1", "simrs-1", 2.0, 3.0),
+            line("2026-03-31", "act-1", "Managed Instance", "smi-1", "db", 3.0, 7.0),
+            line("2026-04-01", "act-2", "Managed Instance", "smi-2", "smi-2", 1.5, 2.0),
+            line("2026-03-30", "act-1", "Ocean", "ols-1", "ols-1", 10.0, 25.0),
+            line("2026-03-30", "act-1", "Ocean", "ols-2", "ols-2", 0.0, 0.0),
+            line("2026-04-01", "act-1", "Ocean", "ols-1", "ols-1", 3.0, 4.5),
+        ],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// rightsizing and savings_potential
+
+#[test]
+fn rightsizing_and_savings_potential_rank_the_latest_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, latest) = ("2026-05-01", "2026-05-03");
+    let ocean =
+        |day, kind, ns, w, costs, total| ocean_cost(day, "act-1", "o-1", kind, ns, w, costs, total);
+    write_lake(
+        dir.path(),
+        &[
+            // Cluster compute: 100 on 1 May, 140 on 2 May.
+            ocean(
+                "2026-05-01",
+                "workload",
+                Some("shop"),
+                Some("api"),
+                [80.0, 0.0, 0.0],
+                100.0,
+            ),
+            ocean(
+                "2026-05-01",
+                "headroom",
+                None,
+                None,
+                [20.0, 0.0, 0.0],
+                100.0,
+            ),
+            ocean(
+                "2026-05-02",
+                "workload",
+                Some("shop"),
+                Some("api"),
+                [110.0, 0.0, 0.0],
+                140.0,
+            ),
+            ocean(
+                "2026-05-02",
+                "headroom",
+                None,
+                None,
+                [30.0, 0.0, 0.0],
+                140.0,
+            ),
+            account_cost("2026-05-01", "act-1", 100.0),
+            account_cost("2026-05-02", "act-1", 140.0),
+            // An older snapshot whose rows must not count.
+            rightsizing(
+                old,
+                "o-1",
+                "shop",
+                "old-api",
+                Some("x"),
+                [Some(4000.0), Some(100.0), Some(8192.0), Some(128.0)],
+                Some(500.0),
+            ),
+            // Spot's figure 90, split 3:1 by requested CPU; the sidecar is under-provisioned.
+            rightsizing(
+                latest,
+                "o-1",
+                "shop",
+                "api",
+                Some("app"),
+                [Some(1500.0), Some(500.0), Some(2048.0), Some(1024.0)],
+                Some(90.0),
+            ),
+            rightsizing(
+                latest,
+                "o-1",
+                "shop",
+                "api",
+                Some("sidecar"),
+                [Some(500.0), Some(800.0), Some(512.0), Some(1024.0)],
+                Some(90.0),
+            ),
+            // No figure and no containers: priced from the workload's own requests.
+            rightsizing(latest, "o-1", "jobs", "batch", None, [None; 4], None)
+                .with("workload_requested_cpu_millicores", 2000.0)
+                .with("workload_suggested_cpu_millicores", 1000.0)
+                .with("workload_requested_memory_mib", 4096.0)
+                .with("workload_suggested_memory_mib", 2048.0),
+            // No figure, under-provisioned: nothing to save.
+            rightsizing(
+                latest,
+                "o-1",
+                "jobs",
+                "idle",
+                Some("main"),
+                [Some(100.0), Some(200.0), Some(128.0), Some(256.0)],
+                None,
+            ),
+            potential_saving(
+                old,
+                "act-1",
+                Some("Auto Scaling Group"),
+                Some("asg-old"),
+                Some("us-east-1"),
+                Some(999.0),
+            ),
+            potential_saving(
+                latest,
+                "act-1",
+                Some("Auto Scaling Group"),
+                Some("asg-web"),
+                Some("us-east-1"),
+                Some(300.0),
+            ),
+            potential_saving(latest, "act-1", None, None, None, None),
+            // act-2's latest snapshot is the older day.
+            potential_saving(
+                old,
+                "act-2",
+                Some("Elastic Load Balancer"),
+                Some("elb-1"),
+                Some("eu-west-1"),
+                Some(50.0),
+            ),
+        ],
+    );
+    let db = built(dir.path(), SharedCostPolicy::Proportional);
+
+    let monthly_compute = (100.0 + 140.0) / 2.0 * 30.4375;
+    let cores = (1500.0 + 500.0 + 2000.0 + 100.0) / 1000.0;
+    let gib = (2048.0 + 512.0 + 4096.0 + 128.0) / 1024.0;
+    let batch = 1000.0 / 1000.0 * (monthly_compute / 2.0 / cores)
+        + 2048.0 / 1024.0 * (monthly_compute / 2.0 / gib);
+    let (app, sidecar) = (90.0 * 0.75, 90.0 * 0.25);
+    assert!(batch > 300.0);
+    assert_rows(
+        "rightsizing",
+        mart_rows(
+            &db,
+            "select savings_rank::varchar, account_id, cluster_id, namespace, workload_name, container_name, savings_source,
+                    requested_cpu_millicores, suggested_cpu_millicores, requested_memory_mib, suggested_memory_mib,
+                    cpu_overprovisioned_millicores, memory_overprovisioned_mib, monthly_savings_usd
+             from rightsizing",
+            7,
+        ),
+        vec![
+            row(
+                &["1", "act-1", "o-1", "jobs", "batch", "batch", "priced"],
+                &[2000.0, 1000.0, 4096.0, 2048.0, 1000.0, 2048.0, batch],
+            ),
+            row(
+                &["2", "act-1", "o-1", "shop", "api", "app", "spot"],
+                &[1500.0, 500.0, 2048.0, 1024.0, 1000.0, 1024.0, app],
+            ),
+            row(
+                &["3", "act-1", "o-1", "shop", "api", "sidecar", "spot"],
+                &[500.0, 800.0, 512.0, 1024.0, 0.0, 0.0, sidecar],
+            ),
+            row(
+                &["4", "act-1", "o-1", "jobs", "idle", "main", "priced"],
+                &[100.0, 200.0, 128.0, 256.0, 0.0, 0.0, 0.0],
+            ),
+        ],
+    );
+    assert_rows(
+        "savings_potential",
+        mart_rows(
+            &db,
+            "select savings_rank::varchar, account_id, source, resource_type, resource_name, region, monthly_savings_usd from savings_potential",
+            6,
+        ),
+        vec![
+            row(&["1", "act-1", "rightsizing", "Container", "o-1/jobs/batch/batch", "NULL"], &[batch]),
+            row(&["2", "act-1", "potential_savings", "Auto Scaling Group", "asg-web", "us-east-1"], &[300.0]),
+            row(&["3", "act-1", "rightsizing", "Container", "o-1/shop/api/app", "NULL"], &[app]),
+            row(&["4", "act-2", "potential_savings", "Elastic Load Balancer", "elb-1", "eu-west-1"], &[50.0]),
+            row(&["5", "act-1", "rightsizing", "Container", "o-1/shop/api/sidecar", "NULL"], &[sidecar]),
+            row(&["6", "act-1", "potential_savings", "unknown", "(unnamed)", "NULL"], &[0.0]),
+        ],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// audit_activity
+
+#[test]
+fn audit_activity_counts_events_and_failures_per_user_and_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let (day1, day2) = ("2026-06-01", "2026-06-02");
+    let alice = Some("alice@example.com");
+    write_lake(
+        dir.path(),
+        &[
+            audit_event(
+                day1,
+                alice,
+                Some("elastigroup"),
+                Some("Update"),
+                Some("sig-2"),
+                Some(200),
+            ),
+            audit_event(
+                day1,
+                alice,
+                Some("elastigroup"),
+                Some("Update"),
+                Some("sig-1"),
+                Some(403),
+            ),
+            audit_event(
+                day1,
+                alice,
+                Some("elastigroup"),
+                Some("Update"),
+                Some("sig-2"),
+                None,
+            ),
+            audit_event(
+                day1,
+                Some("bob@example.com"),
+                None,
+                Some("Sign in with SSO"),
+                None,
+                Some(200),
+            ),
+            audit_event(
+                day1,
+                None,
+                Some("ocean cluster"),
+                Some("Delete"),
+                Some("o-9"),
+                Some(500),
+            ),
+            audit_event(
+                day2,
+                alice,
+                Some("elastigroup"),
+                Some("Update"),
+                Some("sig-3"),
+                Some(200),
+            ),
+        ],
+    );
+    let db = built(dir.path(), SharedCostPolicy::Proportional);
+    assert_rows(
+        "audit_activity",
+        mart_rows(
+            &db,
+            "select day::varchar, user_name, resource_type, action_type, resource_ids, event_count::double, failed_count::double from audit_activity",
+            5,
+        ),
+        vec![
+            row(&[day1, "alice@example.com", "elastigroup", "Update", "sig-1, sig-2"], &[3.0, 1.0]),
+            row(&[day1, "bob@example.com", "(none)", "Sign in with SSO", ""], &[1.0, 0.0]),
+            row(&[day1, "(unknown)", "ocean cluster", "Delete", "o-9"], &[1.0, 1.0]),
+            row(&[day2, "alice@example.com", "elastigroup", "Update", "sig-3"], &[1.0, 0.0]),
+        ],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data tests
+
+fn failed_tests(result: Result<models::BuildReport, ModelError>) -> Vec<String> {
+    match result {
+        Err(ModelError::DataTests(failures)) => failures.into_iter().map(|f| f.name).collect(),
+        Err(other) => panic!("expected failed data tests, got {other}"),
+        Ok(_) => panic!("expected failed data tests, the build passed"),
+    }
+}
+
+#[test]
+fn an_export_that_strays_from_its_group_fails_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = "2026-07-01";
+    let lake = |exported: f64| {
+        write_lake(
+            dir.path(),
+            &[
+                elastigroup_cost(
+                    day,
+                    "act-1",
+                    "elastigroup",
+                    "sig-1",
+                    Some("web"),
+                    10.0,
+                    20.0,
+                ),
+                instance_cost(
+                    day,
+                    "act-1",
+                    Some("sig-1"),
+                    Some("Load Balancing"),
+                    Some(exported - 4.0),
+                    Some(8.0),
+                ),
+                instance_cost(
+                    day,
+                    "act-1",
+                    Some("sig-1"),
+                    Some("Load Balancing"),
+                    Some(4.0),
+                    Some(12.0),
+                ),
+                account_cost(day, "act-1", 10.0),
+            ],
+        )
+    };
+    // Within the 0.01 USD tolerance.
+    lake(10.005);
+    build(dir.path(), SharedCostPolicy::Proportional).expect("an export within tolerance passes");
+    // Beyond it (the partition is replaced).
+    lake(10.02);
+    let error = build(dir.path(), SharedCostPolicy::Proportional);
+    assert_eq!(
+        failed_tests(error),
+        ["instance_costs__agree_with_group_costs"]
+    );
+}
+
+#[test]
+fn a_chargeback_that_misses_the_account_total_fails_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    account_lake(dir.path());
+    // act-2's April is 1.5 in chargeback; Spot reports 2.
+    write_lake(dir.path(), &[account_cost("2026-04-01", "act-2", 2.0)]);
+    let result = build(dir.path(), SharedCostPolicy::Proportional);
+    let error_text = match &result {
+        Err(error) => error.to_string(),
+        Ok(_) => String::new(),
+    };
+    assert_eq!(
+        failed_tests(result),
+        ["chargeback_account__reconciles_to_account_costs"]
+    );
+    assert!(error_text.contains("act-2"), "{error_text}");
+}
