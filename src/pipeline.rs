@@ -266,8 +266,10 @@ pub fn publish_reports(
     now: DateTime<Utc>,
 ) -> anyhow::Result<PathBuf> {
     let definitions = report::load_definitions(reports_dir)?;
+    let warehouse = models::Warehouse::open_read_only(data_dir)?;
     let date = |sql: &str| -> anyhow::Result<Option<NaiveDate>> {
-        Ok(models::query_text(data_dir, sql)?
+        Ok(warehouse
+            .query_text(sql)?
             .and_then(|text| NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok()))
     };
     let period_from =
@@ -279,17 +281,15 @@ pub fn publish_reports(
         period_to,
         data_fresh_until: date("select max(day)::varchar from stg_spot__ocean_costs")?,
         generated_at: now,
-        shared_cost_policy: models::query_text(
-            data_dir,
-            "select shared_cost_policy from spotcost_settings",
-        )?
-        .unwrap_or_else(|| "proportional".into()),
+        shared_cost_policy: warehouse
+            .query_text("select shared_cost_policy from spotcost_settings")?
+            .unwrap_or_else(|| "proportional".into()),
         organisation: None,
     };
     let mut rendered = Vec::new();
     let mut entries = Vec::new();
     for definition in definitions {
-        let batches = models::query_arrow(data_dir, &definition.query_sql())?;
+        let batches = warehouse.query_arrow(&definition.query_sql())?;
         let (page, entry) = report::render_report(&definition, &batches, &context)?;
         rendered.push(page);
         entries.push((definition, entry));

@@ -506,32 +506,39 @@ fn describe_rows(batch: &RecordBatch) -> Vec<String> {
         .collect()
 }
 
-fn open_read_only(data_dir: &Path) -> Result<duckdb::Connection, ModelError> {
-    let config = duck(
-        "configuring",
-        duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly),
-    )?;
-    duck(
-        "opening the warehouse",
-        duckdb::Connection::open_with_flags(warehouse_path(data_dir), config),
-    )
+/// A built warehouse opened read-only, for the reports.
+pub struct Warehouse {
+    connection: duckdb::Connection,
 }
 
-/// Runs a read-only query on the built warehouse and returns its rows as Arrow batches.
-pub fn query_arrow(data_dir: &Path, sql: &str) -> Result<Vec<RecordBatch>, ModelError> {
-    let connection = open_read_only(data_dir)?;
-    let mut statement = duck(sql, connection.prepare(sql))?;
-    let batches: Vec<RecordBatch> = duck(sql, statement.query_arrow([]))?.collect();
-    Ok(batches)
-}
+impl Warehouse {
+    pub fn open_read_only(data_dir: &Path) -> Result<Warehouse, ModelError> {
+        let config = duck(
+            "configuring",
+            duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly),
+        )?;
+        let connection = duck(
+            "opening the warehouse",
+            duckdb::Connection::open_with_flags(warehouse_path(data_dir), config),
+        )?;
+        Ok(Warehouse { connection })
+    }
 
-/// A one-value read-only query on the built warehouse, as text.
-pub fn query_text(data_dir: &Path, sql: &str) -> Result<Option<String>, ModelError> {
-    let connection = open_read_only(data_dir)?;
-    duck(
-        sql,
-        connection.query_row(sql, [], |row| row.get::<_, Option<String>>(0)),
-    )
+    /// Runs a query and returns its rows as Arrow batches.
+    pub fn query_arrow(&self, sql: &str) -> Result<Vec<RecordBatch>, ModelError> {
+        let mut statement = duck(sql, self.connection.prepare(sql))?;
+        let batches: Vec<RecordBatch> = duck(sql, statement.query_arrow([]))?.collect();
+        Ok(batches)
+    }
+
+    /// A one-value query, as text.
+    pub fn query_text(&self, sql: &str) -> Result<Option<String>, ModelError> {
+        duck(
+            sql,
+            self.connection
+                .query_row(sql, [], |row| row.get::<_, Option<String>>(0)),
+        )
+    }
 }
 
 #[cfg(test)]
