@@ -499,14 +499,6 @@ fn parse_csv<S: InstanceCostSink>(
             .collect(),
         Err(error) => return Err(csv_failure(error, endpoint)),
     };
-    if header.len() <= 1
-        && csv_reader
-            .headers()
-            .map(|h| h.as_slice().is_empty())
-            .unwrap_or(true)
-    {
-        return Ok(()); // an empty export: no instances ran
-    }
     let mut batch = Vec::with_capacity(CSV_BATCH_ROWS);
     let mut record = csv::StringRecord::new();
     let mut line = 1u64;
@@ -655,6 +647,14 @@ mod tests {
         assert_eq!(sink.rows[0].actual_cost, Some(0.0337));
         assert_eq!(sink.rows[1].termination_time, None);
         assert_eq!(sink.rows[1].reservation_id, None);
+    }
+
+    #[test]
+    fn an_empty_export_is_no_rows() {
+        let mut sink = Collect::default();
+        assert!(parse_csv("".as_bytes(), &mut sink, &endpoint()).is_ok());
+        assert!(parse_csv("id,actualCost\n".as_bytes(), &mut sink, &endpoint()).is_ok());
+        assert_eq!((sink.restarts, sink.rows.len()), (2, 0));
     }
 
     #[test]
