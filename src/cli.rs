@@ -289,10 +289,7 @@ async fn demo(args: DemoArgs, now: DateTime<Utc>) -> anyhow::Result<bool> {
         datasets: Dataset::ALL.to_vec(),
         accounts: None,
         default_account: None,
-        namespace_label_keys: crate::config::DEFAULT_NAMESPACE_LABEL_KEYS
-            .iter()
-            .map(|k| k.to_string())
-            .collect(),
+        namespace_label_keys: FileConfig::default().label_keys(),
         parallel_items: 8,
     };
     let outcome = pipeline::extract(client, &plan).await;

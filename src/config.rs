@@ -205,6 +205,7 @@ impl Settings {
         env: Environment,
         cli: Overrides,
     ) -> Result<Settings, ConfigError> {
+        let namespace_label_keys = file.label_keys();
         let token = match (env.token, &file.token_file) {
             (Some(token), _) if !token.is_empty() => token,
             (_, Some(path)) => {
@@ -272,12 +273,7 @@ impl Settings {
             client,
             accounts,
             default_account: env.account,
-            namespace_label_keys: file.namespace_label_keys.unwrap_or_else(|| {
-                DEFAULT_NAMESPACE_LABEL_KEYS
-                    .iter()
-                    .map(|k| k.to_string())
-                    .collect()
-            }),
+            namespace_label_keys,
         })
     }
 }
@@ -352,6 +348,27 @@ mod tests {
             Settings::resolve(file, Environment::default(), Overrides::default()),
             Err(ConfigError::EmptyTokenFile { .. })
         ));
+    }
+
+    #[test]
+    fn the_chargeback_label_keys_are_always_extracted() {
+        let file = FileConfig {
+            team_label_key: Some("owner".into()),
+            namespace_label_keys: Some(vec!["env".into(), "owner".into()]),
+            ..FileConfig::default()
+        };
+        let settings = Settings::resolve(file, env_with_token(), Overrides::default()).unwrap();
+        assert_eq!(
+            settings.namespace_label_keys,
+            ["owner", "cost-center", "env"]
+        );
+        let defaults = Settings::resolve(
+            FileConfig::default(),
+            env_with_token(),
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(defaults.namespace_label_keys, ["team", "cost-center"]);
     }
 
     #[test]
