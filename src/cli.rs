@@ -107,6 +107,12 @@ pub struct SimulateArgs {
     /// Requests per 60 s per route and method before 429s (0: unlimited).
     #[arg(long, default_value_t = 600)]
     pub rate_limit: u32,
+    /// The simulator's "today" (YYYY-MM-DD): the snapshot routes' day and the restatement reference. Default: the UTC date.
+    #[arg(long)]
+    pub today: Option<NaiveDate>,
+    /// Days before today whose costs are provisional (90 % of the running time) until restated (0: off).
+    #[arg(long, default_value_t = 0)]
+    pub restatement_days: u32,
 }
 
 #[derive(Debug, Args)]
@@ -342,6 +348,8 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         fault_rate: args.fault_rate,
         rate_limit: args.rate_limit,
         scripted_faults: Vec::new(),
+        today: args.today,
+        restatement_days: args.restatement_days,
     };
     let server = SimServer::start(args.listen, config)
         .await

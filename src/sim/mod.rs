@@ -8,8 +8,20 @@
 //!   right-sizing; `export`: the streamed instance-costs CSV;
 //! - `limits`: the rate limiter, scripted faults and random fault choice; [`rng`]: SplitMix64 and FNV-1a.
 //!
+//! "Today" is the wall clock's UTC day unless set ([`SimConfig::today`], [`SimServer::set_today`]).
+//! The "snapshot" routes (right-sizing, potential savings) report it, and restatement counts
+//! from it; the envelope's `request.timestamp` is the only other use of the wall clock.
+//!
+//! Restatement ([`SimConfig::restatement_days`] = N, default 0 = off): like Spot, whose late
+//! usage records keep arriving for a few days, a usage day D with 1 ≤ today − D ≤ N is
+//! provisional: each instance's running time that day is reported at 90 % (rounded down to a
+//! multiple of 5 milli-hours) and every cost follows from it, so a provisional day costs less
+//! than the same day once final. Older days, today and later days are final. It is applied
+//! where instance-days are generated, so every route and ground-truth figure agrees; storage,
+//! networking, snapshots and audit events are not restated.
+//!
 //! Invariant: nothing here makes an outbound call, and no figure depends on the wall clock
-//! except the "snapshot" routes (right-sizing, potential savings), which report today's UTC day.
+//! except through "today" when it is not set.
 
 mod catalog;
 mod export;
@@ -26,6 +38,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::NaiveDate;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -116,6 +129,10 @@ pub struct SimConfig {
     /// Requests per 60 s per (HTTP method × route template); 0 = unlimited.
     pub rate_limit: u32,
     pub scripted_faults: Vec<ScriptedFault>,
+    /// The simulator's "today"; None = the wall clock's UTC day.
+    pub today: Option<NaiveDate>,
+    /// Days before today whose costs are provisional (reported at 90 %); 0 = no restatement.
+    pub restatement_days: u32,
 }
 
 impl Default for SimConfig {
@@ -128,6 +145,8 @@ impl Default for SimConfig {
             fault_rate: 0.0,
             rate_limit: 600,
             scripted_faults: Vec::new(),
+            today: None,
+            restatement_days: 0,
         }
     }
 }
@@ -159,6 +178,10 @@ impl SimServer {
             ));
         }
         let organisation = Arc::new(Organisation::generate(config.seed, config.scale));
+        if let Some(today) = config.today {
+            organisation.set_today(today);
+        }
+        organisation.set_restatement_days(config.restatement_days);
         let listener = TcpListener::bind(listen).await?;
         let local_address = listener.local_addr()?;
         let state = Arc::new(routes::SimState::new(Arc::clone(&organisation), &config));
@@ -172,7 +195,7 @@ impl SimServer {
                 })
                 .await
         });
-        tracing::info!(address = %local_address, seed = config.seed, scale = %config.scale, "Spot API simulator listening");
+        tracing::info!(address = %local_address, seed = config.seed, scale = %config.scale, today = %organisation.today(), restatement_days = config.restatement_days, "Spot API simulator listening");
         Ok(SimServer {
             local_address,
             organisation,
@@ -208,6 +231,16 @@ impl SimServer {
     /// The ground truth, shareable beyond the server's lifetime.
     pub fn shared_organisation(&self) -> Arc<Organisation> {
         Arc::clone(&self.organisation)
+    }
+
+    /// The simulator's "today": as set, else the wall clock's UTC day.
+    pub fn today(&self) -> NaiveDate {
+        self.organisation.today()
+    }
+
+    /// Fixes the simulator's "today" for every later request and ground-truth call.
+    pub fn set_today(&self, today: NaiveDate) {
+        self.organisation.set_today(today);
     }
 
     /// How many requests whose path contains `path_contains` the simulator has received,
@@ -270,7 +303,6 @@ impl Drop for SimServer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::NaiveDate;
     use serde_json::{json, Value};
 
     async fn start_simulator(config: SimConfig) -> SimServer {
@@ -724,6 +756,125 @@ mod tests {
             })
             .sum();
         assert_eq!(rows, expected_rows);
+        simulator.shutdown().await;
+    }
+
+    /// Parses the export's fixed-point text (e.g. `12.5`, `3`) into integer units of 10^-`digits`.
+    fn fixed_point_units(text: &str, digits: usize) -> i64 {
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        assert!(fraction.len() <= digits, "{text}");
+        format!("{whole}{fraction:0<digits$}").parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_export_serves_a_provisional_day_as_the_ground_truth_does() {
+        let march = |day| NaiveDate::from_ymd_opt(2026, 3, day).unwrap();
+        let simulator = start_simulator(SimConfig {
+            today: Some(march(10)),
+            restatement_days: 2,
+            ..SimConfig::default()
+        })
+        .await;
+        assert_eq!(simulator.today(), march(10));
+        let organisation = simulator.shared_organisation();
+        let account = &organisation.accounts[0];
+        let day = march(9);
+        let day_start_seconds = org::day_number(day) * 86_400;
+        let export = post_json(
+            &client(),
+            &format!("{}/insights/instanceCosts/export", simulator.url()),
+            &json!({
+                "accountIds": [account.id],
+                "fromDate": day_start_seconds.to_string(),
+                "toDate": (day_start_seconds + 86_400).to_string(),
+            }),
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(export.status().as_u16(), 200);
+        let text = export.text().await.unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let headers = reader.headers().unwrap().clone();
+        let column = |name: &str| headers.iter().position(|header| header == name).unwrap();
+        let (actual_column, hours_column) = (column("actualCost"), column("runningHours"));
+        let mut actual_micros = 0;
+        let mut running_hours_milli = 0;
+        for record in reader.records() {
+            let record = record.unwrap();
+            actual_micros += fixed_point_units(&record[actual_column], 6);
+            running_hours_milli += fixed_point_units(&record[hours_column], 3);
+        }
+        let provisional = organisation.account_day(&account.id, day);
+        assert_eq!(Money(actual_micros), provisional.actual);
+        assert_eq!(running_hours_milli, provisional.running_hours_milli);
+
+        simulator.set_today(march(20));
+        let final_day = simulator.organisation().account_day(&account.id, day);
+        assert!(provisional.actual < final_day.actual);
+        simulator.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn set_today_moves_the_day_the_snapshot_routes_report() {
+        let simulator = start_simulator(SimConfig::default()).await;
+        let wall_clock_before = chrono::Utc::now().date_naive();
+        let unset_today = simulator.today();
+        let wall_clock_after = chrono::Utc::now().date_naive();
+        assert!(unset_today == wall_clock_before || unset_today == wall_clock_after);
+        let organisation = simulator.shared_organisation();
+        let (account, cluster) = organisation
+            .accounts
+            .iter()
+            .find_map(|account| account.clusters.first().map(|cluster| (account, cluster)))
+            .unwrap();
+        let url = format!(
+            "{}/ocean/{}/rightSizing/recommendations?accountId={}",
+            simulator.url(),
+            cluster.id,
+            account.id
+        );
+        let http = client();
+        let applied_at_of_first = |body: Value| {
+            body["response"]["items"][0]["appliedAt"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        for today in ["2024-07-01", "2025-01-15"] {
+            simulator.set_today(today.parse().unwrap());
+            let response = post_json(&http, &url, &json!({})).send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            let applied_at = applied_at_of_first(json_of(response).await);
+            assert!(
+                applied_at.starts_with(&format!("{today}T")),
+                "{applied_at} is not on {today}"
+            );
+            let aws = &organisation.accounts[0];
+            let response = http
+                .get(format!(
+                    "{}/aws/potentialSavings?accountId={}",
+                    simulator.url(),
+                    aws.id
+                ))
+                .bearer_auth(DEFAULT_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            let body = json_of(response).await;
+            let served: Vec<f64> = body["response"]["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| item["potentialSavings"].as_f64().unwrap())
+                .collect();
+            let expected: Vec<f64> = organisation
+                .potential_savings(&aws.id, today.parse().unwrap())
+                .iter()
+                .map(|saving| saving.monthly_savings.usd())
+                .collect();
+            assert_eq!(served, expected);
+        }
         simulator.shutdown().await;
     }
 

@@ -1,4 +1,4 @@
-//! The synthetic Spot organisation and its ground truth: `generate` builds only the structure (accounts, Elastigroups, EMR scalers, managed instances, Ocean clusters); every cost is computed on demand as a pure function of (seed, resource id, day) in integer micro-USD, so that every total adds up exactly.
+//! The synthetic Spot organisation and its ground truth: `generate` builds only the structure (accounts, Elastigroups, EMR scalers, managed instances, Ocean clusters); every cost is computed on demand as a pure function of (seed, resource id, day) in integer micro-USD, so that every total adds up exactly. With restatement on, the few days just before "today" are provisional (90 % of the running time), so those days also depend on today.
 //!
 //! The atom is [`InstanceDay`]: one compute instance on one UTC day. Every per-resource,
 //! per-account and per-cluster figure is a sum of atoms, and the Ocean workload, headroom and
@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Sub};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -230,6 +231,53 @@ pub struct Organisation {
     pub seed: u64,
     resource_index: HashMap<String, ResourceLocation>,
     account_index: HashMap<String, usize>,
+    reporting_clock: ReportingClock,
+}
+
+/// Day number meaning "today is not set: use the wall clock".
+const TODAY_UNSET: i64 = i64::MIN;
+
+/// The organisation's "today" and restatement window, settable through a shared reference
+/// (the server holds the organisation in an `Arc`) and read by every cost computation.
+#[derive(Debug)]
+struct ReportingClock {
+    /// Days since 1970-01-01, or [`TODAY_UNSET`] for the wall clock's UTC day.
+    today_day_number: AtomicI64,
+    /// Days before today whose costs are still provisional; 0 = no restatement.
+    restatement_days: AtomicU32,
+}
+
+impl ReportingClock {
+    fn new() -> ReportingClock {
+        ReportingClock {
+            today_day_number: AtomicI64::new(TODAY_UNSET),
+            restatement_days: AtomicU32::new(0),
+        }
+    }
+
+    fn today_day_number(&self) -> i64 {
+        self.today_day_number.load(Ordering::Relaxed)
+    }
+
+    fn restatement_days(&self) -> u32 {
+        self.restatement_days.load(Ordering::Relaxed)
+    }
+}
+
+impl Clone for ReportingClock {
+    fn clone(&self) -> ReportingClock {
+        ReportingClock {
+            today_day_number: AtomicI64::new(self.today_day_number()),
+            restatement_days: AtomicU32::new(self.restatement_days()),
+        }
+    }
+}
+
+impl PartialEq for ReportingClock {
+    fn eq(&self, other: &ReportingClock) -> bool {
+        self.today_day_number() == other.today_day_number()
+            && self.restatement_days() == other.restatement_days()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -619,6 +667,7 @@ impl Organisation {
         output: &mut Vec<InstanceDay>,
     ) {
         let plan = source.plan;
+        let is_provisional = self.is_provisional(day);
         let today_number = day_number(day);
         let day_start_seconds = today_number * SECONDS_PER_DAY;
         let day_end_seconds = day_start_seconds + SECONDS_PER_DAY;
@@ -662,7 +711,10 @@ impl Organisation {
                 continue;
             }
             // Launch and termination are multiples of 18 s from midnight, and 18 s = 5 milli-hours.
-            let running_hours_milli = overlap_seconds * 5 / 18;
+            let mut running_hours_milli = overlap_seconds * 5 / 18;
+            if is_provisional {
+                running_hours_milli = provisional_running_hours_milli(running_hours_milli);
+            }
 
             let lifecycle = if slot_number < plan.on_demand_slots
                 || falls_back_to_on_demand
@@ -747,6 +799,12 @@ impl Organisation {
     }
 }
 
+/// What a provisional day reports of an instance's running time: 90 %, rounded down to a
+/// multiple of 5 milli-hours (18 s) like every running time.
+fn provisional_running_hours_milli(running_hours_milli: i64) -> i64 {
+    running_hours_milli * 9 / 10 / 5 * 5
+}
+
 fn export_product_of(product: &str) -> &'static str {
     if product.to_ascii_lowercase().contains("windows") {
         "WINDOWS"
@@ -810,7 +868,49 @@ impl Organisation {
             seed,
             resource_index,
             account_index,
+            reporting_clock: ReportingClock::new(),
         }
+    }
+
+    /// The simulator's "today": the day set with [`Organisation::set_today`], else the wall
+    /// clock's UTC day. The snapshot routes report it and restatement counts ages from it.
+    pub fn today(&self) -> NaiveDate {
+        match self.reporting_clock.today_day_number() {
+            TODAY_UNSET => Utc::now().date_naive(),
+            number => day_from_number(number),
+        }
+    }
+
+    /// Fixes "today" (it no longer follows the wall clock). Takes effect for every later
+    /// request and ground-truth call.
+    pub fn set_today(&self, today: NaiveDate) {
+        self.reporting_clock
+            .today_day_number
+            .store(day_number(today), Ordering::Relaxed);
+    }
+
+    /// How many days before today are provisional (0 = no restatement).
+    pub fn restatement_days(&self) -> u32 {
+        self.reporting_clock.restatement_days()
+    }
+
+    /// Sets how many days before today are provisional: a day whose age (today − day) is
+    /// within 1..=`days` reports 90 % of each instance's running time, and every cost derived
+    /// from it; older days, today and later days are final. 0 turns restatement off.
+    pub fn set_restatement_days(&self, days: u32) {
+        self.reporting_clock
+            .restatement_days
+            .store(days, Ordering::Relaxed);
+    }
+
+    /// Whether `day`'s usage is still provisional (see [`Organisation::set_restatement_days`]).
+    pub fn is_provisional(&self, day: NaiveDate) -> bool {
+        let restatement_days = self.restatement_days();
+        if restatement_days == 0 {
+            return false;
+        }
+        let age_days = day_number(self.today()) - day_number(day);
+        (1..=i64::from(restatement_days)).contains(&age_days)
     }
 
     pub fn account(&self, account_id: &str) -> Option<&Account> {
@@ -1845,6 +1945,120 @@ mod tests {
                 file: Money(100),
             }
         );
+    }
+
+    fn march_2026(day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 3, day).unwrap()
+    }
+
+    #[test]
+    fn restatement_reports_recent_days_at_ninety_percent_until_they_are_final() {
+        let organisation = Organisation::generate(42, Scale::Small);
+        organisation.set_restatement_days(2);
+        let account = &organisation.accounts[0];
+        let group = &account.groups[0];
+        let cluster = organisation
+            .accounts
+            .iter()
+            .flat_map(|account| &account.clusters)
+            .next()
+            .unwrap();
+        let days = [march_2026(7), march_2026(8), march_2026(9)];
+        let figures = |organisation: &Organisation| {
+            days.map(|day| {
+                (
+                    organisation.group_day(&group.id, day),
+                    organisation.cluster_day(&cluster.id, day),
+                    organisation.account_day(&account.id, day),
+                    organisation.instances(&account.id, day),
+                )
+            })
+        };
+        organisation.set_today(march_2026(10));
+        assert_eq!(organisation.today(), march_2026(10));
+        assert!(!organisation.is_provisional(march_2026(7)));
+        assert!(organisation.is_provisional(march_2026(8)));
+        assert!(organisation.is_provisional(march_2026(9)));
+        assert!(!organisation.is_provisional(march_2026(10)));
+        assert!(!organisation.is_provisional(march_2026(11)));
+        let provisional = figures(&organisation);
+        organisation.set_today(march_2026(20));
+        let restated = figures(&organisation);
+
+        // 03-07 is three days old on 03-10: already final.
+        assert_eq!(provisional[0], restated[0]);
+        for index in [1, 2] {
+            let (group_before, cluster_before, account_before, instances_before) =
+                &provisional[index];
+            let (group_after, cluster_after, account_after, instances_after) = &restated[index];
+            assert!(group_before.actual < group_after.actual);
+            assert!(group_before.potential < group_after.potential);
+            assert!(group_before.running_hours_milli < group_after.running_hours_milli);
+            assert!(cluster_before.compute < cluster_after.compute);
+            assert!(cluster_before.total < cluster_after.total);
+            assert_eq!(cluster_before.storage, cluster_after.storage);
+            assert_eq!(cluster_before.networking, cluster_after.networking);
+            assert!(account_before.actual < account_after.actual);
+            assert!(account_before.potential < account_after.potential);
+            // Same instances, 90 % of their running time in whole 18-second steps.
+            assert_eq!(instances_before.len(), instances_after.len());
+            for (before, after) in instances_before.iter().zip(instances_after) {
+                assert_eq!(before.instance_id, after.instance_id);
+                assert_eq!(before.running_hours_milli % 5, 0);
+                assert_eq!(
+                    before.running_hours_milli,
+                    after.running_hours_milli * 9 / 10 / 5 * 5
+                );
+                assert!(before.actual < after.actual);
+                assert!(before.actual <= before.potential);
+            }
+            // The provisional day still reconciles with itself.
+            assert_eq!(
+                *account_before,
+                CostTotals::from_instances(instances_before)
+            );
+        }
+        // Audit events are not restated.
+        organisation.set_today(march_2026(10));
+        let audit_provisional = organisation.audit_events(march_2026(9));
+        organisation.set_today(march_2026(20));
+        assert_eq!(audit_provisional, organisation.audit_events(march_2026(9)));
+    }
+
+    #[test]
+    fn without_restatement_today_changes_no_figure() {
+        let reference = Organisation::generate(42, Scale::Small);
+        let organisation = Organisation::generate(42, Scale::Small);
+        assert_eq!(organisation.restatement_days(), 0);
+        let wall_clock_before = Utc::now().date_naive();
+        let unset_today = organisation.today();
+        assert!(unset_today == wall_clock_before || unset_today == Utc::now().date_naive());
+        let account = &organisation.accounts[0];
+        let cluster = organisation
+            .accounts
+            .iter()
+            .flat_map(|account| &account.clusters)
+            .next()
+            .unwrap();
+        for today in [march_2026(8), march_2026(10), march_2026(20)] {
+            organisation.set_today(today);
+            assert_eq!(organisation.today(), today);
+            for day in [march_2026(7), march_2026(8), march_2026(9), march_2026(10)] {
+                assert!(!organisation.is_provisional(day));
+                assert_eq!(
+                    organisation.instances(&account.id, day),
+                    reference.instances(&account.id, day)
+                );
+                assert_eq!(
+                    organisation.account_day(&account.id, day),
+                    reference.account_day(&account.id, day)
+                );
+                assert_eq!(
+                    organisation.cluster_day(&cluster.id, day),
+                    reference.cluster_day(&cluster.id, day)
+                );
+            }
+        }
     }
 
     #[test]

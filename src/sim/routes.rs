@@ -395,7 +395,7 @@ fn cloud_of_segment(segment: &str) -> Option<Cloud> {
 async fn dispatch(state: &SimState, route: Route, request: Request) -> Result<Payload, ApiError> {
     let organisation = state.organisation.as_ref();
     let parameters = QueryParameters::parse(request.uri())?;
-    let today = Utc::now().date_naive();
+    let today = organisation.today();
     match route {
         Route::SetupAccounts => Ok(list_accounts(organisation, &parameters)),
         Route::AwsGroups => {
