@@ -1,19 +1,24 @@
 //! The command line: one clap `Args` struct per subcommand, turned into validated settings and
 //! handed to the library. Also maps every error to its exit code (0 ok, 1 run failed, 2 usage).
 
-use crate::config::{ConfigError, Environment, FileConfig, Overrides, Settings};
-use crate::extract::Dataset;
-use crate::models::{self, ModelSettings};
-use crate::pipeline::{self, ExtractPlan, ExtractReport, PipelineError};
+use crate::check;
+use crate::config::{ConfigError, Environment, FileConfig, Overrides, Settings, EXAMPLE_CONFIG};
+use crate::extract::{Dataset, Grain};
+use crate::models;
+use crate::pipeline::{
+    run_stages, DayPlan, ExtractPlan, Job, PipelineError, Stages, StagesOutcome,
+};
+use crate::schedule::{run_scheduler, Clock, CronSchedule};
 use crate::sim::{Scale, SimConfig, SimServer, DEFAULT_TOKEN};
 use crate::spot::{ClientConfig, SpotClient, SpotError, Token};
 use anyhow::Context;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,6 +52,77 @@ pub enum Command {
     Model(ModelArgs),
     /// Write the CSV and HTML reports of DIR/warehouse.duckdb into DIR/reports/<today>/.
     Report(ReportArgs),
+    /// The nightly job: extract incrementally from the watermarks (re-reading the lookback), model, report.
+    Run(RunArgs),
+    /// Load a past range of usage days without moving the nightly watermarks.
+    Backfill(BackfillArgs),
+    /// Run the nightly job on a cron schedule, in the foreground, until SIGTERM or SIGINT.
+    Schedule(ScheduleArgs),
+    /// Check the configuration, the data dir and the token's permissions for every dataset.
+    Check(CheckArgs),
+    /// Print an example spotcost.toml with every key.
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Data directory. Default: SPOTCOST_DATA_DIR, else data_dir from the config, else ./data.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Config file. Default: SPOTCOST_CONFIG, else ./spotcost.toml if present.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// First usage day (YYYY-MM-DD).
+    #[arg(long)]
+    pub from: NaiveDate,
+    /// Last usage day, inclusive (YYYY-MM-DD); at most yesterday (UTC).
+    #[arg(long)]
+    pub to: NaiveDate,
+    /// Daily datasets to load, comma-separated. Default: the configured ones that are daily.
+    #[arg(long, value_delimiter = ',', value_parser = parse_dataset)]
+    pub datasets: Option<Vec<Dataset>>,
+    /// Account ids, comma-separated. Default: the configured accounts.
+    #[arg(long, value_delimiter = ',')]
+    pub accounts: Option<Vec<String>>,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// Cron expression: 5-field crontab (`15 2 * * *`) or 6/7 fields with seconds first
+    /// (`0 15 2 * * *`). Default: `schedule` from the config.
+    #[arg(long)]
+    pub cron: Option<String>,
+    /// Stop after this many runs (for tests and one-off containers).
+    #[arg(long)]
+    pub max_runs: Option<u32>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Spot API base URL. Default: SPOTINST_API_URL, else the config's, else https://api.spotinst.io.
+    #[arg(long)]
+    pub api_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Print a commented example spotcost.toml showing every key.
+    #[arg(long)]
+    pub example: bool,
 }
 
 #[derive(Debug, Args)]
@@ -169,111 +245,320 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     }
 }
 
-/// Runs a command. `today` is the UTC date of the run (a parameter, so tests choose it).
+/// Runs a command. `clock` gives "now" (a parameter, so tests choose the day).
 /// Returns whether the run succeeded; an `Err` is a run that could not start or went wrong as a whole.
-pub async fn run(command: Command, env: Environment, now: DateTime<Utc>) -> anyhow::Result<bool> {
-    let today = now.date_naive();
+pub async fn run(command: Command, env: Environment, clock: Clock) -> anyhow::Result<bool> {
+    let shutdown = CancellationToken::new();
+    let _signals = listen_for_signals(shutdown.clone());
     match command {
-        Command::Demo(args) => demo(args, now).await,
+        Command::Demo(args) => demo(args, &clock, shutdown).await,
         Command::Simulate(args) => simulate(args).await.map(|()| true),
-        Command::Extract(args) => extract(args, env, today).await,
+        Command::Extract(args) => extract(args, &env, &clock, shutdown).await,
+        Command::Backfill(args) => backfill(args, &env, &clock, shutdown).await,
+        Command::Run(args) => nightly(&args, &env, &clock, shutdown).await,
+        Command::Schedule(args) => schedule(args, &env, &clock, shutdown).await,
+        Command::Check(args) => check::run(args, &env, &clock).await,
+        Command::Config(args) => {
+            if !args.example {
+                anyhow::bail!(ConfigError::OutOfRange {
+                    key: "config",
+                    expected: "called with --example",
+                    value: "no flag".into(),
+                });
+            }
+            print!("{EXAMPLE_CONFIG}");
+            Ok(true)
+        }
         Command::Model(args) => {
-            let file = FileConfig::load(args.config.as_deref())?;
+            let file = env.load_config(args.config.as_deref())?;
             let settings = file.model_settings(args.shared_cost_policy.as_deref())?;
-            let data_dir = args
-                .data_dir
-                .or(file.data_dir.clone())
-                .unwrap_or_else(|| PathBuf::from("data"));
-            build_models(&data_dir, &file.queries_dir(), &settings).map(|()| true)
+            let data_dir = env.data_dir(args.data_dir, &file);
+            let mut job = Job::begin("model", &data_dir, &clock)?;
+            let stages = Stages {
+                extract: None,
+                model: Some((file.queries_dir(), settings)),
+                reports: None,
+                shutdown,
+            };
+            let outcome = run_stages(&mut job, stages).await.map(drop);
+            job.end(outcome, exit_code)
         }
         Command::Report(args) => {
-            let file = FileConfig::load(args.config.as_deref())?;
-            let data_dir = args
-                .data_dir
-                .or(file.data_dir.clone())
-                .unwrap_or_else(|| PathBuf::from("data"));
-            let index = pipeline::publish_reports(&data_dir, &file.reports_dir(), now)?;
-            tracing::info!(index = %index.display(), "reports written");
-            println!("{}", index.display());
-            Ok(true)
+            let file = env.load_config(args.config.as_deref())?;
+            let data_dir = env.data_dir(args.data_dir, &file);
+            let mut job = Job::begin("report", &data_dir, &clock)?;
+            let stages = Stages {
+                extract: None,
+                model: None,
+                reports: Some(file.reports_dir()),
+                shutdown,
+            };
+            let outcome = run_stages(&mut job, stages).await;
+            if let Ok(StagesOutcome {
+                index: Some(index), ..
+            }) = &outcome
+            {
+                println!("{}", index.display());
+            }
+            job.end(outcome.map(drop), exit_code)
         }
     }
 }
 
-/// Builds the warehouse; a failing data test is a failed run (exit 1) that names the test.
-fn build_models(
-    data_dir: &std::path::Path,
-    queries_dir: &std::path::Path,
-    settings: &ModelSettings,
-) -> anyhow::Result<()> {
-    let started = std::time::Instant::now();
-    let report = models::build(data_dir, queries_dir, settings)?;
-    tracing::info!(
-        warehouse = %report.warehouse.display(),
-        marts = report.marts.len(),
-        tests = report.tests_passed.len(),
-        policy = settings.shared_cost_policy.as_str(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "models built and data tests passed"
-    );
-    Ok(())
+/// Cancels `shutdown` on the first SIGTERM or SIGINT, so the run in progress stops cleanly.
+fn listen_for_signals(shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut terminate), Ok(mut interrupt)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                return;
+            };
+            let name = tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = interrupt.recv() => "SIGINT",
+            };
+            tracing::warn!("{name} received: stopping cleanly (the partition in progress is discarded, the watermarks keep what landed)");
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            tracing::warn!("Ctrl-C received: stopping cleanly");
+        }
+        shutdown.cancel();
+    })
 }
 
-async fn extract(args: ExtractArgs, env: Environment, today: NaiveDate) -> anyhow::Result<bool> {
-    let file = FileConfig::load(args.config.as_deref())?;
-    let settings = Settings::resolve(
+/// The client and extraction settings every extracting command shares.
+fn extract_plan(
+    settings: &Settings,
+    days: DayPlan,
+    today: NaiveDate,
+    shutdown: CancellationToken,
+) -> ExtractPlan {
+    ExtractPlan {
+        data_dir: settings.data_dir.clone(),
+        days,
+        snapshot_day: today,
+        datasets: settings.datasets.clone(),
+        accounts: settings.accounts.clone(),
+        exclude_accounts: settings.exclude_accounts.clone(),
+        default_account: settings.default_account.clone(),
+        namespace_label_keys: settings.namespace_label_keys.clone(),
+        parallel_items: settings.client.concurrency,
+        shutdown,
+    }
+}
+
+async fn extract(
+    args: ExtractArgs,
+    env: &Environment,
+    clock: &Clock,
+    shutdown: CancellationToken,
+) -> anyhow::Result<bool> {
+    let file = env.load_config(args.config.as_deref())?;
+    let mut settings = Settings::resolve(
         file,
-        env,
+        env.clone(),
         Overrides {
             data_dir: args.data_dir,
             api_url: args.api_url,
             accounts: args.accounts,
         },
     )?;
+    if let Some(datasets) = args.datasets {
+        settings.datasets = datasets;
+    }
+    let today = clock().date_naive();
     let to = args.to.unwrap_or(today - chrono::Duration::days(1));
     let from = args.from.unwrap_or(to - chrono::Duration::days(6));
     let client = Arc::new(SpotClient::new(settings.client.clone())?);
-    let plan = ExtractPlan {
-        data_dir: settings.data_dir.clone(),
-        from,
-        to,
-        snapshot_day: today,
-        datasets: args.datasets.unwrap_or_else(|| Dataset::ALL.to_vec()),
-        accounts: settings.accounts.clone(),
-        default_account: settings.default_account.clone(),
-        namespace_label_keys: settings.namespace_label_keys.clone(),
-        parallel_items: settings.client.concurrency,
+    let plan = extract_plan(
+        &settings,
+        DayPlan::Range { from, to },
+        today,
+        shutdown.clone(),
+    );
+    let mut job = Job::begin("extract", &settings.data_dir, clock)?;
+    let stages = Stages {
+        extract: Some((client, plan)),
+        model: None,
+        reports: None,
+        shutdown,
     };
-    let report = pipeline::extract(client, &plan).await?;
-    Ok(summarise(&plan, &report))
+    let outcome = run_stages(&mut job, stages).await.map(drop);
+    job.end(outcome, exit_code)
 }
 
-/// Logs the closing line of an extraction and says whether everything landed.
-fn summarise(plan: &ExtractPlan, report: &ExtractReport) -> bool {
-    let failed = report.failures().count();
-    if failed == 0 {
-        tracing::info!(
-            items = report.items.len(),
-            rows = report.rows(),
-            lake = %plan.data_dir.join("lake").display(),
-            "extracted {} to {}",
-            plan.from,
-            plan.to
-        );
-        true
-    } else {
-        tracing::error!(
-            failed,
-            items = report.items.len(),
-            "extraction incomplete: {failed} of {} items failed (see the errors above); landed partitions are kept",
-            report.items.len()
-        );
-        false
+async fn backfill(
+    args: BackfillArgs,
+    env: &Environment,
+    clock: &Clock,
+    shutdown: CancellationToken,
+) -> anyhow::Result<bool> {
+    let file = env.load_config(args.config.as_deref())?;
+    let mut settings = Settings::resolve(
+        file,
+        env.clone(),
+        Overrides {
+            data_dir: args.data_dir,
+            api_url: None,
+            accounts: args.accounts,
+        },
+    )?;
+    let today = clock().date_naive();
+    let yesterday = today - chrono::Duration::days(1);
+    if args.to > yesterday {
+        anyhow::bail!(ConfigError::OutOfRange {
+            key: "--to",
+            expected: "at most yesterday (UTC), since today's costs are not complete",
+            value: args.to.to_string(),
+        });
     }
+    settings.datasets = match args.datasets {
+        Some(datasets) => {
+            if let Some(snapshot) = datasets.iter().find(|d| d.grain() == Grain::Snapshot) {
+                anyhow::bail!(ConfigError::OutOfRange {
+                    key: "--datasets",
+                    expected: "daily datasets: Spot serves only the current state of a snapshot dataset, so it cannot be backfilled",
+                    value: snapshot.name().to_owned(),
+                });
+            }
+            datasets
+        }
+        None => settings
+            .datasets
+            .iter()
+            .copied()
+            .filter(|d| d.grain() == Grain::Daily)
+            .collect(),
+    };
+    let client = Arc::new(SpotClient::new(settings.client.clone())?);
+    let plan = extract_plan(
+        &settings,
+        DayPlan::Range {
+            from: args.from,
+            to: args.to,
+        },
+        today,
+        shutdown.clone(),
+    );
+    tracing::info!(
+        from = %args.from,
+        to = %args.to,
+        datasets = settings.datasets.len(),
+        "backfilling; the nightly watermarks stay where they are"
+    );
+    let mut job = Job::begin("backfill", &settings.data_dir, clock)?;
+    let stages = Stages {
+        extract: Some((client, plan)),
+        model: None,
+        reports: None,
+        shutdown,
+    };
+    let outcome = run_stages(&mut job, stages).await.map(drop);
+    job.end(outcome, exit_code)
 }
 
-async fn demo(args: DemoArgs, now: DateTime<Utc>) -> anyhow::Result<bool> {
-    let today = now.date_naive();
+/// `spotcost run`: the nightly job. Reads the configuration afresh each time (the scheduler calls it
+/// once per fire time), so a fixed config file or a rotated token is picked up by the next run.
+async fn nightly(
+    args: &RunArgs,
+    env: &Environment,
+    clock: &Clock,
+    shutdown: CancellationToken,
+) -> anyhow::Result<bool> {
+    let file = env.load_config(args.config.as_deref())?;
+    let model_settings = file.model_settings(None)?;
+    let settings = Settings::resolve(
+        file.clone(),
+        env.clone(),
+        Overrides {
+            data_dir: args.data_dir.clone(),
+            ..Overrides::default()
+        },
+    )?;
+    let today = clock().date_naive();
+    let days = DayPlan::Incremental {
+        start_date: file.start_date(today)?,
+        lookback_days: file.lookback_days()?,
+        to: today - chrono::Duration::days(1),
+    };
+    let client = Arc::new(SpotClient::new(settings.client.clone())?);
+    let plan = extract_plan(&settings, days, today, shutdown.clone());
+    let mut job = Job::begin("run", &settings.data_dir, clock)?;
+    let stages = Stages {
+        extract: Some((client, plan)),
+        model: Some((file.queries_dir(), model_settings)),
+        reports: Some(file.reports_dir()),
+        shutdown,
+    };
+    let outcome = run_stages(&mut job, stages).await.map(drop);
+    job.end(outcome, exit_code)
+}
+
+/// `spotcost schedule`: the nightly job at every fire time of a cron expression, one at a time.
+async fn schedule(
+    args: ScheduleArgs,
+    env: &Environment,
+    clock: &Clock,
+    shutdown: CancellationToken,
+) -> anyhow::Result<bool> {
+    let file = env.load_config(args.run.config.as_deref())?;
+    let Some(expression) = args.cron.clone().or(file.schedule.clone()) else {
+        anyhow::bail!(ConfigError::OutOfRange {
+            key: "--cron",
+            expected: "a cron expression, on the command line or as `schedule` in the config",
+            value: "nothing".into(),
+        });
+    };
+    let schedule = CronSchedule::parse(&expression, file.time_zone())
+        .map_err(|error| ConfigError::Schedule(error.to_string()))?;
+    if args.max_runs == Some(0) {
+        anyhow::bail!(ConfigError::OutOfRange {
+            key: "--max-runs",
+            expected: "at least 1",
+            value: "0".into(),
+        });
+    }
+    tracing::info!(schedule = %schedule.expression(), time_zone = %schedule.time_zone(), "scheduler started; SIGTERM or SIGINT stops it");
+    let summary = run_scheduler(
+        &schedule,
+        Arc::clone(clock),
+        args.max_runs,
+        shutdown.clone(),
+        |fire_time| {
+            let run_args = args.run.clone();
+            let shutdown = shutdown.clone();
+            async move {
+                tracing::info!(fire_time = %fire_time, "scheduled run starting");
+                match nightly(&run_args, env, clock, shutdown).await {
+                    Ok(succeeded) => succeeded,
+                    Err(error) => {
+                        tracing::error!("{error:#}");
+                        false
+                    }
+                }
+            }
+        },
+    )
+    .await;
+    tracing::info!(
+        runs = summary.runs,
+        failed_runs = summary.failed_runs,
+        skipped_fire_times = summary.skipped_fire_times,
+        "scheduler stopped"
+    );
+    Ok(summary.failed_runs == 0)
+}
+
+async fn demo(args: DemoArgs, clock: &Clock, shutdown: CancellationToken) -> anyhow::Result<bool> {
+    let today = clock().date_naive();
     let sim_config = SimConfig {
         seed: args.seed,
         scale: args.scale,
@@ -287,42 +572,49 @@ async fn demo(args: DemoArgs, now: DateTime<Utc>) -> anyhow::Result<bool> {
     client_config.backoff_base = Duration::from_millis(100);
     let client = Arc::new(SpotClient::new(client_config)?);
     let to = today - chrono::Duration::days(1);
+    let file = FileConfig::default();
     let plan = ExtractPlan {
         data_dir: args.data_dir.clone(),
-        from: to - chrono::Duration::days(i64::from(args.days) - 1),
-        to,
+        days: DayPlan::Range {
+            from: to - chrono::Duration::days(i64::from(args.days) - 1),
+            to,
+        },
         snapshot_day: today,
         datasets: Dataset::ALL.to_vec(),
         accounts: None,
+        exclude_accounts: Vec::new(),
         default_account: None,
-        namespace_label_keys: FileConfig::default().label_keys(),
+        namespace_label_keys: file.label_keys(),
         parallel_items: 8,
+        shutdown: shutdown.clone(),
     };
-    let outcome = pipeline::extract(client, &plan).await;
+    let mut job = Job::begin("demo", &args.data_dir, clock)?;
+    let stages = Stages {
+        extract: Some((client, plan)),
+        model: Some((file.queries_dir(), file.model_settings(None)?)),
+        reports: Some(file.reports_dir()),
+        shutdown,
+    };
+    let outcome = run_stages(&mut job, stages).await;
     server.shutdown().await;
-    let report = outcome?;
-    if !summarise(&plan, &report) {
-        return Ok(false);
+    if let Ok(StagesOutcome {
+        extract: Some(report),
+        index: Some(index),
+    }) = &outcome
+    {
+        println!(
+            "spotcost demo: {} rows from {} accounts landed in {}",
+            report.rows(),
+            report.accounts.len(),
+            args.data_dir.join("lake").display()
+        );
+        println!(
+            "query it: duckdb {} -c \"from chargeback_namespace limit 5\"",
+            models::warehouse_path(&args.data_dir).display()
+        );
+        println!("open the reports: {}", index.display());
     }
-    let file = FileConfig::default();
-    build_models(
-        &args.data_dir,
-        &file.queries_dir(),
-        &file.model_settings(None)?,
-    )?;
-    let index = pipeline::publish_reports(&args.data_dir, &file.reports_dir(), now)?;
-    println!(
-        "spotcost demo: {} rows from {} accounts landed in {}",
-        report.rows(),
-        report.accounts.len(),
-        args.data_dir.join("lake").display()
-    );
-    println!(
-        "query it: duckdb {} -c \"from chargeback_namespace limit 5\"",
-        models::warehouse_path(&args.data_dir).display()
-    );
-    println!("open the reports: {}", index.display());
-    Ok(true)
+    job.end(outcome.map(drop), exit_code)
 }
 
 async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {

@@ -1,8 +1,11 @@
-//! Configuration: `spotcost.toml` (optional) plus the environment (`SPOTINST_TOKEN`,
-//! `SPOTINST_ACCOUNT`, `SPOTINST_API_URL`), merged under the command line. Keeps the token out of
-//! every `Debug` and error message.
+//! Configuration: `spotcost.toml` (`--config`, else `SPOTCOST_CONFIG`, else `./spotcost.toml` if
+//! present) plus the environment (`SPOTINST_TOKEN`, `SPOTINST_ACCOUNT`, `SPOTINST_API_URL`,
+//! `SPOTCOST_DATA_DIR`), merged under the command line. Keeps the token out of every `Debug` and
+//! error message, and refuses a token file that others may read.
 
+use crate::extract::Dataset;
 use crate::spot::{ClientConfig, Token, DEFAULT_BASE_URL};
+use chrono::NaiveDate;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,6 +28,16 @@ pub enum ConfigError {
     },
     #[error("the token file {path} is empty")]
     EmptyTokenFile { path: PathBuf },
+    #[error("the token file {path} may be read by others (mode {mode:o}); run `chmod 600 {path}`")]
+    TokenFileReadable { path: PathBuf, mode: u32 },
+    #[error("{0}")]
+    Schedule(String),
+    #[error("{key}: unknown dataset {value:?}; expected one of: {expected}")]
+    UnknownDataset {
+        key: &'static str,
+        value: String,
+        expected: String,
+    },
     #[error("{key} must be {expected}, got {value}")]
     OutOfRange {
         key: &'static str,
@@ -33,7 +46,7 @@ pub enum ConfigError {
     },
 }
 
-/// `spotcost.toml`. Every key is optional; units are in the names.
+/// `spotcost.toml`. Every key is optional; units are in the names. `EXAMPLE_CONFIG` shows them all.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
@@ -43,6 +56,18 @@ pub struct FileConfig {
     pub token_file: Option<PathBuf>,
     /// Accounts to extract; default: every account of the organisation (or `SPOTINST_ACCOUNT`).
     pub accounts: Option<Vec<String>>,
+    /// Accounts to leave out.
+    pub exclude_accounts: Option<Vec<String>>,
+    /// Datasets the nightly job extracts; default: all.
+    pub datasets: Option<Vec<String>>,
+    /// The first usage day of a nightly job with no state yet; default: 30 days before the run.
+    pub start_date: Option<DateText>,
+    /// Days before the watermark that each nightly run re-reads, because Spot restates recent costs.
+    pub lookback_days: Option<u32>,
+    /// The built-in scheduler's cron expression (5-field crontab, or 6/7 fields with seconds).
+    pub schedule: Option<String>,
+    /// IANA time zone the schedule is read in; default `UTC`.
+    pub time_zone: Option<String>,
     pub concurrency: Option<usize>,
     pub timeout_secs: Option<u64>,
     pub max_attempts: Option<u32>,
@@ -59,6 +84,28 @@ pub struct FileConfig {
     pub queries_dir: Option<PathBuf>,
     /// Where the report definitions live; default `./reports`, else the ones spotcost was built with.
     pub reports_dir: Option<PathBuf>,
+}
+
+/// A date in the config file, written as a TOML date (`2026-01-01`) or a string (`"2026-01-01"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum DateText {
+    Date(toml::value::Datetime),
+    Text(String),
+}
+
+impl DateText {
+    fn parse(&self, key: &'static str) -> Result<NaiveDate, ConfigError> {
+        let text = match self {
+            DateText::Date(date) => date.to_string(),
+            DateText::Text(text) => text.clone(),
+        };
+        NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| ConfigError::OutOfRange {
+            key,
+            expected: "a date as YYYY-MM-DD",
+            value: text,
+        })
+    }
 }
 
 /// The configured folder, else `./<name>` when it holds `marker`, else the one in spotcost's source tree.
@@ -138,6 +185,48 @@ impl FileConfig {
         )
     }
 
+    /// The configured datasets, checked; default: all.
+    pub fn datasets(&self) -> Result<Vec<Dataset>, ConfigError> {
+        let Some(names) = &self.datasets else {
+            return Ok(Dataset::ALL.to_vec());
+        };
+        names
+            .iter()
+            .map(|name| {
+                Dataset::from_name(name).ok_or_else(|| ConfigError::UnknownDataset {
+                    key: "datasets",
+                    value: name.clone(),
+                    expected: Dataset::ALL.map(Dataset::name).join(", "),
+                })
+            })
+            .collect()
+    }
+
+    /// The nightly job's first day with no state: `start_date`, else 30 days before `today`.
+    pub fn start_date(&self, today: NaiveDate) -> Result<NaiveDate, ConfigError> {
+        match &self.start_date {
+            Some(date) => date.parse("start_date"),
+            None => Ok(today - chrono::Duration::days(DEFAULT_HISTORY_DAYS)),
+        }
+    }
+
+    pub fn lookback_days(&self) -> Result<u32, ConfigError> {
+        match self.lookback_days {
+            None => Ok(DEFAULT_LOOKBACK_DAYS),
+            Some(days) if days <= 90 => Ok(days),
+            Some(days) => Err(ConfigError::OutOfRange {
+                key: "lookback_days",
+                expected: "between 0 and 90",
+                value: days.to_string(),
+            }),
+        }
+    }
+
+    /// The time zone schedules are read in.
+    pub fn time_zone(&self) -> &str {
+        self.time_zone.as_deref().unwrap_or("UTC")
+    }
+
     /// Reads `path`; a missing file is an error only when the user named it.
     pub fn load(path: Option<&Path>) -> Result<FileConfig, ConfigError> {
         let (path, explicit) = match path {
@@ -164,6 +253,10 @@ pub struct Environment {
     pub token: Option<Token>,
     pub account: Option<String>,
     pub api_url: Option<String>,
+    /// `SPOTCOST_CONFIG`: the config file when `--config` is not given.
+    pub config_path: Option<PathBuf>,
+    /// `SPOTCOST_DATA_DIR`: overrides `data_dir` from the file.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Environment {
@@ -173,11 +266,63 @@ impl Environment {
             token: read("SPOTINST_TOKEN").map(Token::new),
             account: read("SPOTINST_ACCOUNT"),
             api_url: read("SPOTINST_API_URL"),
+            config_path: read("SPOTCOST_CONFIG").map(PathBuf::from),
+            data_dir: read("SPOTCOST_DATA_DIR").map(PathBuf::from),
         }
+    }
+
+    /// The config file: `--config`, else `SPOTCOST_CONFIG`, else `./spotcost.toml` if present.
+    pub fn load_config(&self, cli_path: Option<&Path>) -> Result<FileConfig, ConfigError> {
+        FileConfig::load(cli_path.or(self.config_path.as_deref()))
+    }
+
+    /// The data dir: command line, else `SPOTCOST_DATA_DIR`, else the file's, else `./data`.
+    pub fn data_dir(&self, cli: Option<PathBuf>, file: &FileConfig) -> PathBuf {
+        cli.or_else(|| self.data_dir.clone())
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("data"))
     }
 }
 
 pub const DEFAULT_NAMESPACE_LABEL_KEYS: [&str; 2] = ["team", "cost-center"];
+/// How far back a nightly job with no state starts.
+pub const DEFAULT_HISTORY_DAYS: i64 = 30;
+/// Days re-read before each watermark, because Spot restates recent costs.
+pub const DEFAULT_LOOKBACK_DAYS: u32 = 3;
+
+/// What `spotcost config --example` prints: every key, commented. A test keeps it in step with
+/// `FileConfig` and the README.
+pub const EXAMPLE_CONFIG: &str = include_str!("../spotcost.example.toml");
+
+/// Reads the token file, refusing one that group or others may read.
+fn read_token_file(path: &Path) -> Result<Token, ConfigError> {
+    let file_error = |source| ConfigError::TokenFile {
+        path: path.to_owned(),
+        source,
+    };
+    let metadata = std::fs::metadata(path).map_err(file_error)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(ConfigError::TokenFileReadable {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = metadata;
+    let secret = std::fs::read_to_string(path).map_err(file_error)?;
+    let token = Token::new(secret);
+    if token.is_empty() {
+        return Err(ConfigError::EmptyTokenFile {
+            path: path.to_owned(),
+        });
+    }
+    Ok(token)
+}
 
 /// Everything an extraction needs, validated.
 #[derive(Debug, Clone)]
@@ -185,9 +330,12 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub client: ClientConfig,
     pub accounts: Option<Vec<String>>,
+    pub exclude_accounts: Vec<String>,
     /// `SPOTINST_ACCOUNT`: used when the token cannot list the organisation's accounts.
     pub default_account: Option<String>,
     pub namespace_label_keys: Vec<String>,
+    /// The configured datasets (default all).
+    pub datasets: Vec<Dataset>,
 }
 
 /// What the command line said; `None` means "not given".
@@ -206,20 +354,11 @@ impl Settings {
         cli: Overrides,
     ) -> Result<Settings, ConfigError> {
         let namespace_label_keys = file.label_keys();
+        let datasets = file.datasets()?;
+        let data_dir = env.data_dir(cli.data_dir, &file);
         let token = match (env.token, &file.token_file) {
             (Some(token), _) if !token.is_empty() => token,
-            (_, Some(path)) => {
-                let secret =
-                    std::fs::read_to_string(path).map_err(|source| ConfigError::TokenFile {
-                        path: path.clone(),
-                        source,
-                    })?;
-                let token = Token::new(secret);
-                if token.is_empty() {
-                    return Err(ConfigError::EmptyTokenFile { path: path.clone() });
-                }
-                token
-            }
+            (_, Some(path)) => read_token_file(path)?,
             _ => return Err(ConfigError::MissingToken),
         };
         let base_url = cli
@@ -266,14 +405,13 @@ impl Settings {
             .or(file.accounts)
             .or_else(|| env.account.clone().map(|a| vec![a]));
         Ok(Settings {
-            data_dir: cli
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("data")),
+            data_dir,
             client,
             accounts,
+            exclude_accounts: file.exclude_accounts.unwrap_or_default(),
             default_account: env.account,
             namespace_label_keys,
+            datasets,
         })
     }
 }
@@ -334,6 +472,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
         std::fs::write(&path, "file-secret\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         let file = FileConfig {
             token_file: Some(path.clone()),
             ..FileConfig::default()
@@ -369,6 +512,104 @@ mod tests {
         )
         .unwrap();
         assert_eq!(defaults.namespace_label_keys, ["team", "cost-center"]);
+    }
+
+    /// Every key `FileConfig` accepts, read from serde's own "expected one of" message.
+    fn accepted_keys() -> Vec<String> {
+        let error = toml::from_str::<FileConfig>("no_such_key = 1")
+            .unwrap_err()
+            .to_string();
+        let expected = error.split("expected one of").nth(1).unwrap_or_default();
+        let keys: Vec<String> = expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect();
+        assert!(keys.len() > 10, "{error}");
+        keys
+    }
+
+    #[test]
+    fn the_example_config_parses_and_shows_every_key() {
+        let example: FileConfig = toml::from_str(EXAMPLE_CONFIG).unwrap();
+        assert_eq!(example.lookback_days().unwrap(), DEFAULT_LOOKBACK_DAYS);
+        let uncommented: String = EXAMPLE_CONFIG
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest) if rest.contains(" = ") => rest,
+                _ => line,
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let full: FileConfig = toml::from_str(&uncommented).unwrap();
+        assert_eq!(full.datasets().unwrap(), Dataset::ALL);
+        assert_eq!(
+            full.start_date(NaiveDate::MIN).unwrap(),
+            NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()
+        );
+        for key in accepted_keys() {
+            assert!(
+                uncommented.contains(&format!("\n{key} = ")),
+                "the example config lacks {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_readme_documents_every_key() {
+        let readme = include_str!("../README.md");
+        for key in accepted_keys() {
+            assert!(
+                readme.contains(&format!("`{key}`")),
+                "README.md does not document the config key {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let file: FileConfig =
+            toml::from_str("datasets = [\"ocean_costs\", \"ocean_cost\"]\nlookback_days = 400\nstart_date = \"2026-13-01\"").unwrap();
+        assert!(file
+            .datasets()
+            .unwrap_err()
+            .to_string()
+            .contains("\"ocean_cost\""));
+        assert!(file
+            .lookback_days()
+            .unwrap_err()
+            .to_string()
+            .contains("lookback_days"));
+        assert!(file
+            .start_date(NaiveDate::MIN)
+            .unwrap_err()
+            .to_string()
+            .contains("start_date"));
+        let quoted: FileConfig = toml::from_str("start_date = \"2026-02-03\"").unwrap();
+        assert_eq!(
+            quoted.start_date(NaiveDate::MIN).unwrap(),
+            NaiveDate::from_ymd_opt(2026, 2, 3).unwrap()
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_token_file_readable_by_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "file-secret\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let file = FileConfig {
+            token_file: Some(path.clone()),
+            ..FileConfig::default()
+        };
+        let error =
+            Settings::resolve(file, Environment::default(), Overrides::default()).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("chmod 600"), "{message}");
+        assert!(!message.contains("file-secret"), "{message}");
     }
 
     #[test]

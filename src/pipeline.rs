@@ -1,38 +1,65 @@
-//! The pipeline's stages. Today: extract, which lists the organisation's accounts, plans one item per
-//! dataset × account (or × organisation), runs items concurrently and lands each day of an item as
-//! its own partition. One failed item does not stop the others; the report says what failed.
+//! The pipeline: extract → models (with their data tests) → reports, each command running some of
+//! these stages as one [`Job`] that holds the data dir's lock and leaves one run record.
+//! Extract lists the organisation's accounts, plans one item per dataset × account (or ×
+//! organisation), runs items concurrently and lands each day of an item as its own partition; the
+//! nightly plan moves each item's watermark once its days are durable. One failed item does not
+//! stop the others, but a failed stage stops the stages after it, so reports are never published
+//! from missing data.
 
 use crate::extract::{extract_unit, AccountRef, Dataset, ExtractContext, Grain, Scope, Unit};
+use crate::history::{RunRecord, RunStatus};
+use crate::lake::state::{sweep_temporary_files, RunLock, StateError, Watermarks};
 use crate::lake::Lake;
 use crate::models;
+use crate::progress::StageProgress;
 use crate::report::{self, ReportContext};
+use crate::schedule::Clock;
 use crate::spot::types::{Account, Cloud};
-use crate::spot::{SpotClient, SpotError};
+use crate::spot::{with_call_stats, CallCounts, CallStats, SpotClient, SpotError};
 use chrono::NaiveDate;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+
+/// Which days each item covers.
+#[derive(Debug, Clone)]
+pub enum DayPlan {
+    /// The same inclusive range of usage days for every daily item (`extract`, `backfill`). Watermarks
+    /// are neither read nor moved.
+    Range { from: NaiveDate, to: NaiveDate },
+    /// The nightly job: each daily item from its watermark, less `lookback_days` re-read because Spot
+    /// restates recent costs, up to `to`; from `start_date` when it has no watermark yet. Snapshot
+    /// items are taken once per snapshot day. Watermarks move once an item's days are durable.
+    Incremental {
+        start_date: NaiveDate,
+        lookback_days: u32,
+        to: NaiveDate,
+    },
+}
 
 /// What to extract.
 #[derive(Debug, Clone)]
 pub struct ExtractPlan {
     pub data_dir: PathBuf,
-    /// First and last usage day, inclusive.
-    pub from: NaiveDate,
-    pub to: NaiveDate,
+    pub days: DayPlan,
     /// The day snapshot datasets are filed under (the run's "today", UTC).
     pub snapshot_day: NaiveDate,
     pub datasets: Vec<Dataset>,
     /// Account ids to extract; `None` means every account of the organisation.
     pub accounts: Option<Vec<String>>,
+    /// Account ids to leave out (after `accounts`).
+    pub exclude_accounts: Vec<String>,
     /// Used when the token may not list the organisation's accounts.
     pub default_account: Option<String>,
     pub namespace_label_keys: Vec<String>,
     /// Items run at once (each item's calls are further bounded by the client's concurrency).
     pub parallel_items: usize,
+    /// Cancelled on SIGTERM/SIGINT: the partition being written is discarded, nothing further starts.
+    pub shutdown: CancellationToken,
 }
 
 /// What one item (a dataset for one account, or for the organisation) landed.
@@ -40,9 +67,14 @@ pub struct ExtractPlan {
 pub struct ItemReport {
     pub dataset: Dataset,
     pub account: Option<String>,
+    /// The days planned, first and last; `None` when the item had nothing to do.
+    pub first_day: Option<NaiveDate>,
+    pub last_day: Option<NaiveDate>,
+    /// Days landed (a prefix of the plan).
     pub days: usize,
     pub rows: u64,
     pub bytes: u64,
+    pub calls: CallCounts,
     pub elapsed: Duration,
     /// The first failure; days before it are landed, days from it on are not.
     pub error: Option<String>,
@@ -52,6 +84,8 @@ pub struct ItemReport {
 pub struct ExtractReport {
     pub items: Vec<ItemReport>,
     pub accounts: Vec<AccountRef>,
+    /// The run was interrupted by a signal before every item finished.
+    pub interrupted: bool,
 }
 
 impl ExtractReport {
@@ -59,10 +93,32 @@ impl ExtractReport {
         self.items.iter().filter(|i| i.error.is_some())
     }
     pub fn is_success(&self) -> bool {
-        self.failures().next().is_none()
+        self.failures().next().is_none() && !self.interrupted
     }
     pub fn rows(&self) -> u64 {
         self.items.iter().map(|i| i.rows).sum()
+    }
+    pub fn calls(&self) -> CallCounts {
+        self.items.iter().fold(CallCounts::default(), |sum, item| {
+            let calls = item.calls;
+            CallCounts {
+                requests: sum.requests + calls.requests,
+                retries: sum.retries + calls.retries,
+                rate_limited: sum.rate_limited + calls.rate_limited,
+                errors: sum.errors + calls.errors,
+            }
+        })
+    }
+    /// The span of usage days planned over the daily items (snapshots are filed under the run day).
+    pub fn day_span(&self) -> Option<(NaiveDate, NaiveDate)> {
+        let daily = || {
+            self.items
+                .iter()
+                .filter(|i| i.dataset.grain() == Grain::Daily)
+        };
+        let first = daily().filter_map(|i| i.first_day).min()?;
+        let last = daily().filter_map(|i| i.last_day).max()?;
+        Some((first, last))
     }
 }
 
@@ -74,6 +130,8 @@ pub enum PipelineError {
     UnknownAccounts(Vec<String>),
     #[error("--from {from} is after --to {to}")]
     EmptyRange { from: NaiveDate, to: NaiveDate },
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 impl PipelineError {
@@ -88,7 +146,7 @@ impl PipelineError {
 
 /// Lists the accounts and keeps the requested ones. A token that may not list accounts still works
 /// for `SPOTINST_ACCOUNT` (assumed AWS, as Spot's oldest accounts are).
-async fn resolve_accounts(
+pub async fn resolve_accounts(
     client: &SpotClient,
     plan: &ExtractPlan,
 ) -> Result<(Vec<Account>, Vec<AccountRef>), PipelineError> {
@@ -113,25 +171,68 @@ async fn resolve_accounts(
         name: a.name.clone(),
         cloud: Cloud::of(a.cloud_provider.as_deref()),
     };
-    let selected = match &plan.accounts {
-        None => listed.iter().map(to_ref).collect(),
-        Some(wanted) => {
-            let unknown: Vec<String> = wanted
-                .iter()
-                .filter(|id| !listed.iter().any(|a| &a.account_id == *id))
-                .cloned()
-                .collect();
-            if !unknown.is_empty() {
-                return Err(PipelineError::UnknownAccounts(unknown));
-            }
-            listed
-                .iter()
-                .filter(|a| wanted.contains(&a.account_id))
-                .map(to_ref)
-                .collect()
-        }
-    };
+    let named: Vec<&String> = plan
+        .accounts
+        .iter()
+        .flatten()
+        .chain(&plan.exclude_accounts)
+        .collect();
+    let unknown: Vec<String> = named
+        .into_iter()
+        .filter(|id| !listed.iter().any(|a| &a.account_id == *id))
+        .cloned()
+        .collect();
+    if !unknown.is_empty() {
+        return Err(PipelineError::UnknownAccounts(unknown));
+    }
+    let selected = listed
+        .iter()
+        .filter(|a| {
+            plan.accounts
+                .as_ref()
+                .is_none_or(|wanted| wanted.contains(&a.account_id))
+        })
+        .filter(|a| !plan.exclude_accounts.contains(&a.account_id))
+        .map(to_ref)
+        .collect();
     Ok((listed, selected))
+}
+
+/// The days one item covers under `plan`, in order.
+fn item_days(
+    plan: &ExtractPlan,
+    dataset: Dataset,
+    scope: &str,
+    watermarks: &Watermarks,
+) -> Vec<NaiveDate> {
+    let range = |from: NaiveDate, to: NaiveDate| -> Vec<NaiveDate> {
+        from.iter_days().take_while(|d| *d <= to).collect()
+    };
+    match (dataset.grain(), &plan.days) {
+        (Grain::Snapshot, DayPlan::Range { .. }) => vec![plan.snapshot_day],
+        (Grain::Snapshot, DayPlan::Incremental { .. }) => {
+            match watermarks.get(dataset.name(), scope) {
+                Some(taken) if taken >= plan.snapshot_day => Vec::new(),
+                _ => vec![plan.snapshot_day],
+            }
+        }
+        (Grain::Daily, DayPlan::Range { from, to }) => range(*from, *to),
+        (
+            Grain::Daily,
+            DayPlan::Incremental {
+                start_date,
+                lookback_days,
+                to,
+            },
+        ) => {
+            let from = match watermarks.get(dataset.name(), scope) {
+                None => *start_date,
+                Some(loaded) => (loaded + chrono::Duration::days(1 - i64::from(*lookback_days)))
+                    .max(*start_date),
+            };
+            range(from, *to)
+        }
+    }
 }
 
 /// Runs the extract stage: every planned item, `parallel_items` at a time.
@@ -139,12 +240,17 @@ pub async fn extract(
     client: Arc<SpotClient>,
     plan: &ExtractPlan,
 ) -> Result<ExtractReport, PipelineError> {
-    if plan.from > plan.to {
-        return Err(PipelineError::EmptyRange {
-            from: plan.from,
-            to: plan.to,
-        });
+    if let DayPlan::Range { from, to } = plan.days {
+        if from > to {
+            return Err(PipelineError::EmptyRange { from, to });
+        }
     }
+    let incremental = matches!(plan.days, DayPlan::Incremental { .. });
+    let watermarks = if incremental {
+        Watermarks::load(&plan.data_dir)?
+    } else {
+        Watermarks::default()
+    };
     let (listed, selected) = resolve_accounts(&client, plan).await?;
     let context = Arc::new(ExtractContext::new(
         client,
@@ -165,26 +271,31 @@ pub async fn extract(
             ),
         }
     }
-    let days: Vec<NaiveDate> = plan
-        .from
-        .iter_days()
-        .take_while(|d| *d <= plan.to)
-        .collect();
+    let shared_watermarks = Arc::new(tokio::sync::Mutex::new(watermarks.clone()));
+    let progress = StageProgress::start("extract", items.len() as u64);
     let reports = futures_util::stream::iter(items)
         .map(|(dataset, account)| {
             let context = Arc::clone(&context);
             let listed = Arc::clone(&listed);
-            let item_days = match dataset.grain() {
-                Grain::Snapshot => vec![plan.snapshot_day],
-                Grain::Daily => days.clone(),
-            };
-            let span = tracing::info_span!(
-                "extract",
-                dataset = dataset.name(),
-                account = account.as_ref().map_or("org", |a| a.id.as_str()).to_owned()
-            );
-            async move { run_item(&context, dataset, account, &item_days, &listed).await }
-                .instrument(span)
+            let shared_watermarks = Arc::clone(&shared_watermarks);
+            let progress = &progress;
+            let scope = account.as_ref().map_or("org", |a| a.id.as_str()).to_owned();
+            let days = item_days(plan, dataset, &scope, &watermarks);
+            let span = tracing::info_span!("extract", dataset = dataset.name(), account = %scope);
+            async move {
+                let report = run_item(&context, dataset, account, &days, &listed, &plan.shutdown).await;
+                progress.advance(&format!("{dataset} {scope}"));
+                if incremental && report.days > 0 {
+                    let landed_until = days[report.days - 1];
+                    let mut watermarks = shared_watermarks.lock().await;
+                    watermarks.advance(dataset.name(), &scope, landed_until);
+                    if let Err(error) = watermarks.save(&plan.data_dir) {
+                        tracing::error!("the watermark could not be saved, so the next run re-reads these days: {error}");
+                    }
+                }
+                report
+            }
+            .instrument(span)
         })
         .buffer_unordered(plan.parallel_items.max(1))
         .collect::<Vec<ItemReport>>()
@@ -194,34 +305,56 @@ pub async fn extract(
     Ok(ExtractReport {
         items: reports,
         accounts: selected,
+        interrupted: plan.shutdown.is_cancelled(),
     })
 }
 
-/// One item: its days in order, each landed as soon as it is complete; stops at the first failure.
+/// One item: its days in order, each landed as soon as it is complete; stops at the first failure
+/// or when `shutdown` is cancelled (the partition in progress is then dropped, unwritten).
 async fn run_item(
     context: &ExtractContext,
     dataset: Dataset,
     account: Option<AccountRef>,
     days: &[NaiveDate],
     listed: &[Account],
+    shutdown: &CancellationToken,
 ) -> ItemReport {
     let started = Instant::now();
+    let stats = Arc::new(CallStats::default());
     let mut report = ItemReport {
         dataset,
         account: account.as_ref().map(|a| a.id.clone()),
+        first_day: days.first().copied(),
+        last_day: days.last().copied(),
         days: 0,
         rows: 0,
         bytes: 0,
+        calls: CallCounts::default(),
         elapsed: Duration::ZERO,
         error: None,
     };
+    if days.is_empty() {
+        tracing::debug!("nothing to do: already loaded (a snapshot is taken once per run day)");
+        return report;
+    }
     for &day in days {
+        if shutdown.is_cancelled() {
+            report.error = Some(format!("interrupted before {day}"));
+            break;
+        }
         let unit = Unit {
             dataset,
             account: account.clone(),
             day,
         };
-        match extract_unit(context, &unit, listed).await {
+        let landed = tokio::select! {
+            landed = with_call_stats(Arc::clone(&stats), extract_unit(context, &unit, listed)) => landed,
+            () = shutdown.cancelled() => {
+                report.error = Some(format!("interrupted while extracting {day}; that day was discarded"));
+                break;
+            }
+        };
+        match landed {
             Ok(written) => {
                 report.days += 1;
                 report.rows += written.rows;
@@ -233,6 +366,7 @@ async fn run_item(
             }
         }
     }
+    report.calls = stats.counts();
     report.elapsed = started.elapsed();
     let elapsed_ms = report.elapsed.as_millis() as u64;
     match &report.error {
@@ -251,6 +385,7 @@ async fn run_item(
             days = report.days,
             rows = report.rows,
             bytes = report.bytes,
+            requests = report.calls.requests,
             elapsed_ms,
             "landed"
         ),
@@ -298,4 +433,184 @@ pub fn publish_reports(
     let folder =
         report::write_reports(&data_dir.join("reports"), now.date_naive(), rendered, index)?;
     Ok(folder.join("index.html"))
+}
+
+/// One command's run: holds the data dir's lock from `begin` to `end` and leaves one run record.
+pub struct Job {
+    data_dir: PathBuf,
+    pub record: RunRecord,
+    clock: Clock,
+    started: Instant,
+    _lock: RunLock,
+}
+
+impl Job {
+    /// Takes the lock (or fails naming who holds it) and starts the record.
+    pub fn begin(command: &str, data_dir: &Path, clock: &Clock) -> anyhow::Result<Job> {
+        let now = clock();
+        let lock = RunLock::acquire(data_dir, command, now)?;
+        let swept = sweep_temporary_files(data_dir);
+        if swept > 0 {
+            tracing::warn!(
+                files = swept,
+                "removed temporary files left by an interrupted run"
+            );
+        }
+        let record = RunRecord::start(command, now);
+        record.save_started(data_dir)?;
+        Ok(Job {
+            data_dir: data_dir.to_owned(),
+            record,
+            clock: Arc::clone(clock),
+            started: Instant::now(),
+            _lock: lock,
+        })
+    }
+
+    /// Writes the record, prints the summary line on stdout and releases the lock. Returns whether
+    /// the run succeeded; an error that ended the run is recorded and handed back for its exit code.
+    pub fn end(
+        mut self,
+        outcome: anyhow::Result<()>,
+        exit_code: impl Fn(&anyhow::Error) -> u8,
+    ) -> anyhow::Result<bool> {
+        let code = match &outcome {
+            Ok(()) if self.record.is_success() => 0,
+            Ok(()) => 1,
+            Err(error) => {
+                self.record.fail(&format!("{error:#}"));
+                exit_code(error)
+            }
+        };
+        if let Err(error) = self.record.finish(&self.data_dir, (self.clock)(), code) {
+            tracing::error!("the run record could not be written: {error}");
+        }
+        let line = self.record.summary_line(self.started.elapsed());
+        if self.record.is_success() {
+            tracing::info!(run_id = %self.record.run_id, "{line}");
+        } else {
+            tracing::error!(run_id = %self.record.run_id, "{line}");
+        }
+        println!("{line}");
+        outcome.map(|()| self.record.is_success())
+    }
+}
+
+/// The stages a command runs, in order; `None` skips one.
+pub struct Stages {
+    pub extract: Option<(Arc<SpotClient>, ExtractPlan)>,
+    pub model: Option<(PathBuf, models::ModelSettings)>,
+    /// Where the report definitions are.
+    pub reports: Option<PathBuf>,
+    pub shutdown: CancellationToken,
+}
+
+/// What the stages produced, for the commands' closing words.
+#[derive(Debug, Default)]
+pub struct StagesOutcome {
+    pub extract: Option<ExtractReport>,
+    pub index: Option<PathBuf>,
+}
+
+/// Runs `stages` for `job`. A stage that fails or is interrupted stops the ones after it.
+pub async fn run_stages(job: &mut Job, stages: Stages) -> anyhow::Result<StagesOutcome> {
+    let mut outcome = StagesOutcome::default();
+    let data_dir = job.data_dir.clone();
+    if let Some((client, plan)) = stages.extract {
+        let started = Instant::now();
+        let report = extract(client, &plan).await?;
+        job.record
+            .add_extract(&report, started.elapsed().as_millis() as u64);
+        let complete = report.is_success();
+        outcome.extract = Some(report);
+        if !complete {
+            return Ok(outcome);
+        }
+    }
+    if stages.shutdown.is_cancelled() {
+        job.record.add_stage(
+            "model",
+            RunStatus::Interrupted,
+            0,
+            "interrupted before the models".into(),
+        );
+        return Ok(outcome);
+    }
+    if let Some((queries_dir, settings)) = stages.model {
+        let started = Instant::now();
+        let built = {
+            let (data_dir, settings) = (data_dir.clone(), settings.clone());
+            tokio::task::spawn_blocking(move || models::build(&data_dir, &queries_dir, &settings))
+                .await?
+        };
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match built {
+            Ok(built) => {
+                tracing::info!(
+                    warehouse = %built.warehouse.display(),
+                    marts = built.marts.len(),
+                    tests = built.tests_passed.len(),
+                    policy = settings.shared_cost_policy.as_str(),
+                    elapsed_ms,
+                    "models built and data tests passed"
+                );
+                job.record.add_stage(
+                    "model",
+                    RunStatus::Succeeded,
+                    elapsed_ms,
+                    format!(
+                        "{} marts built, {} data tests passed",
+                        built.marts.len(),
+                        built.tests_passed.len()
+                    ),
+                );
+            }
+            Err(error) => {
+                job.record
+                    .add_stage("model", RunStatus::Failed, elapsed_ms, error.to_string());
+                return Err(error.into());
+            }
+        }
+    }
+    if stages.shutdown.is_cancelled() {
+        job.record.add_stage(
+            "report",
+            RunStatus::Interrupted,
+            0,
+            "interrupted before the reports".into(),
+        );
+        return Ok(outcome);
+    }
+    if let Some(reports_dir) = stages.reports {
+        let started = Instant::now();
+        let now = (job.clock)();
+        let published = {
+            let data_dir = data_dir.clone();
+            tokio::task::spawn_blocking(move || publish_reports(&data_dir, &reports_dir, now))
+                .await?
+        };
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match published {
+            Ok(index) => {
+                tracing::info!(index = %index.display(), elapsed_ms, "reports written");
+                job.record.add_stage(
+                    "report",
+                    RunStatus::Succeeded,
+                    elapsed_ms,
+                    format!("reports in {}", index.parent().unwrap_or(&index).display()),
+                );
+                outcome.index = Some(index);
+            }
+            Err(error) => {
+                job.record.add_stage(
+                    "report",
+                    RunStatus::Failed,
+                    elapsed_ms,
+                    format!("{error:#}"),
+                );
+                return Err(error);
+            }
+        }
+    }
+    Ok(outcome)
 }

@@ -5,7 +5,7 @@
 mod account_costs;
 mod accounts;
 mod audit_events;
-mod columns;
+pub(crate) mod columns;
 mod elastigroup_costs;
 mod elastigroups;
 mod instance_costs;

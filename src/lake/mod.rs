@@ -2,6 +2,9 @@
 //! against the schema it was given, lays files out Hive-style by the data's own day
 //! (`lake/<dataset>/day=YYYY-MM-DD/part-<scope>.parquet`) and replaces a file atomically
 //! (temporary file in the same folder, fsync, rename), so a reader never sees half a partition.
+//! `state` keeps the data dir's watermarks, run records and run lock the same way.
+
+pub mod state;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -103,6 +106,18 @@ impl Lake {
         let final_path = self.partition_path(dataset, day, scope);
         PartitionWriter::create(dataset, final_path, schema.clone())
     }
+}
+
+/// Writes one Parquet file outside the dataset layout (the run records), with the same atomicity.
+pub fn write_file(
+    label: &str,
+    path: &Path,
+    schema: &SchemaRef,
+    batch: &RecordBatch,
+) -> Result<WrittenFile, LakeError> {
+    let mut writer = PartitionWriter::create(label, path.to_owned(), schema.clone())?;
+    writer.write(batch)?;
+    writer.commit()
 }
 
 /// Account ids and `org` pass through; anything else outside `[A-Za-z0-9_-]` becomes `_`.

@@ -5,6 +5,7 @@
 //! build leaves the previous warehouse in place.
 
 use crate::extract::Dataset;
+use crate::history;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Schema};
 use std::collections::{BTreeMap, BTreeSet};
@@ -245,17 +246,28 @@ fn duckdb_type(data_type: &DataType) -> &'static str {
 /// `create view raw_spot__<dataset>` over the lake folder, or an empty view of the declared
 /// schema when the dataset has no files yet (so models still bind).
 fn raw_view_sql(lake: &Path, dataset: Dataset) -> String {
-    let folder = lake.join(dataset.name());
-    let has_files = walk_has_parquet(&folder);
-    let name = format!("raw_spot__{}", dataset.name());
-    if has_files {
-        let glob = format!("{}/**/*.parquet", folder.display());
+    parquet_view_sql(
+        &format!("raw_spot__{}", dataset.name()),
+        &lake.join(dataset.name()),
+        &dataset.schema(),
+        true,
+    )
+}
+
+/// A view over the Parquet files under `folder` (Hive `day=` folders when `partitioned`), or an
+/// empty view of `schema` when there are none yet.
+fn parquet_view_sql(name: &str, folder: &Path, schema: &Schema, partitioned: bool) -> String {
+    if walk_has_parquet(folder) {
+        let glob = if partitioned {
+            format!("{}/**/*.parquet", folder.display())
+        } else {
+            format!("{}/*.parquet", folder.display())
+        };
         format!(
-            "create or replace view {name} as select * from read_parquet({}, hive_partitioning = true, union_by_name = true)",
+            "create or replace view {name} as select * from read_parquet({}, hive_partitioning = {partitioned}, union_by_name = true)",
             quote_literal(&glob)
         )
     } else {
-        let schema: std::sync::Arc<Schema> = dataset.schema();
         let columns: Vec<String> = schema
             .fields()
             .iter()
@@ -266,13 +278,35 @@ fn raw_view_sql(lake: &Path, dataset: Dataset) -> String {
                     f.name()
                 )
             })
-            .chain(std::iter::once("cast(null as date) as day".to_owned()))
+            .chain(partitioned.then(|| "cast(null as date) as day".to_owned()))
             .collect();
         format!(
             "create or replace view {name} as select {} where false",
             columns.join(", ")
         )
     }
+}
+
+/// The run history: the views `runs` and `run_items` over `DIR/state/{runs,run_items}/*.parquet`.
+/// They read the files when queried, so they include runs recorded after the build.
+fn run_history_sql(state_dir: &Path) -> String {
+    let runs = parquet_view_sql(
+        "runs",
+        &state_dir.join("runs"),
+        &history::runs_schema(),
+        false,
+    );
+    let items = parquet_view_sql(
+        "run_items",
+        &state_dir.join("run_items"),
+        &history::run_items_schema(),
+        false,
+    );
+    format!(
+        "{runs};\n{items};\n\
+         comment on view runs is 'One row per spotcost command run (run, extract, backfill, model, report, demo): running while it runs (or if it was killed), then succeeded, failed or interrupted.';\n\
+         comment on view run_items is 'One row per run, dataset and account (account_id org for organisation-wide datasets): days and rows landed, API requests, retries, 429s and the error.';"
+    )
 }
 
 fn walk_has_parquet(folder: &Path) -> bool {
@@ -324,7 +358,10 @@ pub fn build(
     })?;
     remove_database(&temp_path);
 
-    let outcome = build_into(&temp_path, &lake, queries_dir, settings);
+    let state_dir = std::fs::canonicalize(data_dir)
+        .unwrap_or_else(|_| data_dir.to_owned())
+        .join("state");
+    let outcome = build_into(&temp_path, &lake, &state_dir, queries_dir, settings);
     match outcome {
         Ok(mut report) => {
             std::fs::rename(&temp_path, &final_path).map_err(|source| ModelError::Replace {
@@ -357,6 +394,7 @@ fn remove_database(path: &Path) {
 fn build_into(
     path: &Path,
     lake: &Path,
+    state_dir: &Path,
     queries_dir: &Path,
     settings: &ModelSettings,
 ) -> Result<BuildReport, ModelError> {
@@ -381,6 +419,10 @@ fn build_into(
             connection.execute_batch(&sql),
         )?;
     }
+    duck(
+        "creating the run history views",
+        connection.execute_batch(&run_history_sql(state_dir)),
+    )?;
     for model in load_folder(&queries_dir.join("staging"))? {
         run_model(&connection, &model, "view")?;
         report.staging.push(model.name);

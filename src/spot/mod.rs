@@ -28,6 +28,53 @@ use tokio::sync::Semaphore;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.spotinst.io";
 
+/// The API traffic of one piece of work (a dataset for an account), for the run history. Counted
+/// through a task-local set by [`with_call_stats`], so endpoints and extractors stay unaware of it.
+#[derive(Debug, Default)]
+pub struct CallStats {
+    /// HTTP requests sent, retries included.
+    pub requests: AtomicU64,
+    /// Requests that were repeats of a failed one.
+    pub retries: AtomicU64,
+    /// 429 answers.
+    pub rate_limited: AtomicU64,
+    /// Calls that finally failed.
+    pub errors: AtomicU64,
+}
+
+/// A plain copy of [`CallStats`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CallCounts {
+    pub requests: u64,
+    pub retries: u64,
+    pub rate_limited: u64,
+    pub errors: u64,
+}
+
+impl CallStats {
+    pub fn counts(&self) -> CallCounts {
+        CallCounts {
+            requests: self.requests.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            rate_limited: self.rate_limited.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+tokio::task_local! {
+    static CALL_STATS: Arc<CallStats>;
+}
+
+/// Runs `future`, counting the client calls it makes into `stats`.
+pub async fn with_call_stats<F: Future>(stats: Arc<CallStats>, future: F) -> F::Output {
+    CALL_STATS.scope(stats, future).await
+}
+
+fn count_call(counter: impl FnOnce(&CallStats) -> &AtomicU64) {
+    let _ = CALL_STATS.try_with(|stats| counter(stats).fetch_add(1, Ordering::Relaxed));
+}
+
 /// A bearer token. Its `Debug` and `Display` never show it.
 #[derive(Clone)]
 pub struct Token(String);
@@ -320,6 +367,10 @@ impl SpotClient {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
+            count_call(|s| &s.requests);
+            if attempt > 1 {
+                count_call(|s| &s.retries);
+            }
             self.budgets.wait_turn(call.method, call.route).await;
             let permit = self.permits.acquire().await.ok();
             let mut request = self
@@ -340,6 +391,9 @@ impl SpotClient {
                 },
                 Ok(response) => {
                     let status = response.status().as_u16();
+                    if status == 429 {
+                        count_call(|s| &s.rate_limited);
+                    }
                     let rate = RateHeaders::read(response.headers());
                     self.budgets.observe(call.method, call.route, status, rate);
                     if status == 200 {
@@ -358,10 +412,14 @@ impl SpotClient {
             };
             drop(permit);
             let (reason, wait) = match failure {
-                Failure::Fatal(error) => return Err(error),
+                Failure::Fatal(error) => {
+                    count_call(|s| &s.errors);
+                    return Err(error);
+                }
                 Failure::Transient { reason, wait } => (reason, wait),
             };
             if attempt >= self.config.max_attempts.max(1) {
+                count_call(|s| &s.errors);
                 return Err(SpotError::GaveUp {
                     endpoint,
                     attempts: attempt,

@@ -3,34 +3,7 @@
 use crate::support::*;
 use spotcost::sim::SimConfig;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
-
-fn spotcost(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_spotcost"));
-    command
-        .args(args)
-        .env_remove("SPOTINST_TOKEN")
-        .env_remove("SPOTINST_API_URL")
-        .env_remove("SPOTINST_ACCOUNT");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command
-}
-
-async fn output(mut command: Command) -> Output {
-    tokio::task::spawn_blocking(move || command.output().expect("spotcost runs"))
-        .await
-        .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use std::process::Stdio;
 
 #[tokio::test]
 async fn a_missing_token_exits_2_and_says_what_to_set() {

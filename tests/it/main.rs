@@ -4,8 +4,10 @@
 mod browser;
 mod cli;
 mod client_faults;
+mod deploy;
 mod extract_end_to_end;
 mod marts_small;
 mod models;
+mod nightly;
 mod schema_doc;
 mod support;

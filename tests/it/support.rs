@@ -2,10 +2,11 @@
 
 use chrono::NaiveDate;
 use spotcost::extract::Dataset;
-use spotcost::pipeline::ExtractPlan;
+use spotcost::pipeline::{DayPlan, ExtractPlan};
 use spotcost::sim::{SimConfig, SimServer, DEFAULT_TOKEN};
 use spotcost::spot::{ClientConfig, SpotClient, Token};
 use std::path::Path;
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,14 +33,18 @@ pub fn client(url: &str, max_attempts: u32) -> Arc<SpotClient> {
 pub fn plan(data_dir: &Path, from: &str, to: &str, datasets: &[Dataset]) -> ExtractPlan {
     ExtractPlan {
         data_dir: data_dir.to_owned(),
-        from: day(from),
-        to: day(to),
+        days: DayPlan::Range {
+            from: day(from),
+            to: day(to),
+        },
         snapshot_day: day(to) + chrono::Duration::days(1),
         datasets: datasets.to_vec(),
         accounts: None,
+        exclude_accounts: Vec::new(),
         default_account: None,
         namespace_label_keys: vec!["team".into(), "cost-center".into()],
         parallel_items: 6,
+        shutdown: tokio_util::sync::CancellationToken::new(),
     }
 }
 
@@ -100,4 +105,37 @@ pub fn assert_usd(what: &str, got: f64, want: f64) {
         (got - want).abs() < 0.005,
         "{what}: the lake says {got:.6} USD, the simulator {want:.6} USD"
     );
+}
+
+/// The `spotcost` binary with a clean Spot environment plus `env`.
+pub fn spotcost(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_spotcost"));
+    command
+        .args(args)
+        .env_remove("SPOTINST_TOKEN")
+        .env_remove("SPOTINST_API_URL")
+        .env_remove("SPOTINST_ACCOUNT")
+        .env_remove("SPOTCOST_CONFIG")
+        .env_remove("SPOTCOST_DATA_DIR")
+        .env_remove("SPOTCOST_NOW");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+}
+
+/// Runs a command to completion off the async runtime.
+pub async fn output(mut command: Command) -> Output {
+    tokio::task::spawn_blocking(move || command.output().expect("spotcost runs"))
+        .await
+        .unwrap()
+}
+
+/// stdout then stderr, for assertions and failure messages.
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
