@@ -108,7 +108,7 @@ impl DateText {
     }
 }
 
-/// The configured folder, else `./<name>` when it holds `marker`, else the one in spotcost's source tree.
+/// The configured folder, else `./<name>` when it holds `marker`, else the copy built into spotcost.
 fn shipped_folder(configured: Option<&PathBuf>, name: &str, marker: &str) -> PathBuf {
     if let Some(dir) = configured {
         return dir.clone();
@@ -117,7 +117,7 @@ fn shipped_folder(configured: Option<&PathBuf>, name: &str, marker: &str) -> Pat
     if local.join(marker).exists() {
         local
     } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
+        crate::shipped::built_in(name)
     }
 }
 

@@ -10,5 +10,6 @@ pub mod pipeline;
 pub mod progress;
 pub mod report;
 pub mod schedule;
+pub mod shipped;
 pub mod sim;
 pub mod spot;

@@ -134,32 +134,28 @@ struct Model {
 }
 
 fn load_folder(folder: &Path) -> Result<Vec<Model>, ModelError> {
-    let read_error = |source| ModelError::Read {
-        path: folder.to_owned(),
-        source,
-    };
-    let mut models = Vec::new();
-    let entries = match std::fs::read_dir(folder) {
-        Ok(entries) => entries,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(models),
-        Err(error) => return Err(read_error(error)),
-    };
-    for entry in entries {
-        let path = entry.map_err(read_error)?.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("sql") {
-            continue;
+    let files = match crate::shipped::files(folder, "sql") {
+        Ok(files) => files,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => {
+            return Err(ModelError::Read {
+                path: folder.to_owned(),
+                source,
+            })
         }
-        let name = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default()
-            .to_owned();
-        let sql = std::fs::read_to_string(&path).map_err(|source| ModelError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        models.push(Model { name, path, sql });
-    }
+    };
+    let mut models: Vec<Model> = files
+        .into_iter()
+        .map(|(path, sql)| Model {
+            name: path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_owned(),
+            path,
+            sql,
+        })
+        .collect();
     models.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(models)
 }

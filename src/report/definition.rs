@@ -126,25 +126,20 @@ struct ReportDefinitionFile {
 /// Loads every `*.toml` file in `dir`, sorted by name. Any bad file fails the whole load, with
 /// an error naming the file and the key.
 pub fn load_definitions(dir: &Path) -> Result<Vec<ReportDefinition>, ReportError> {
-    let read_error = |source| ReportError::DefinitionRead {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut definition_paths = Vec::new();
-    for directory_entry in std::fs::read_dir(dir).map_err(read_error)? {
-        let path = directory_entry.map_err(read_error)?.path();
-        if path
-            .extension()
-            .is_some_and(|extension| extension == "toml")
-            && path.is_file()
-        {
-            definition_paths.push(path);
-        }
-    }
-    definition_paths.sort();
-    let definitions = definition_paths
+    let files =
+        crate::shipped::files(dir, "toml").map_err(|source| ReportError::DefinitionRead {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    let definitions = files
         .iter()
-        .map(|path| load_definition_file(path))
+        .map(|(path, text)| {
+            let name = path
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .unwrap_or_default();
+            parse_definition(path, name, text)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     tracing::debug!(dir = %dir.display(), reports = definitions.len(), "loaded report definitions");
     Ok(definitions)

@@ -475,7 +475,8 @@ async fn the_scheduler_runs_the_nightly_job_at_its_fire_times() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let config = config(dir.path(), &data_dir, "start_date = 2026-03-08\n");
-    let out = output(spotcost(
+    // Run from a folder without queries/ or reports/: the copies built into the binary serve.
+    let mut scheduler = spotcost(
         &[
             "schedule",
             "--cron",
@@ -490,8 +491,9 @@ async fn the_scheduler_runs_the_nightly_job_at_its_fire_times() {
             ("SPOTINST_API_URL", &server.url()),
             ("SPOTCOST_NOW", "2026-03-10T02:14:59Z"),
         ],
-    ))
-    .await;
+    );
+    scheduler.current_dir(dir.path());
+    let out = output(scheduler).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let summaries: Vec<&str> = stdout
@@ -501,6 +503,7 @@ async fn the_scheduler_runs_the_nightly_job_at_its_fire_times() {
     assert_eq!(summaries.len(), 2, "{stdout}");
     assert!(summaries.iter().all(|l| l.contains(": ok in")), "{stdout}");
     assert!(text(&out).contains("next run at"), "{}", text(&out));
+    assert!(data_dir.join("reports/latest/index.html").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
