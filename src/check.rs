@@ -113,13 +113,13 @@ impl Verdicts {
 
 pub async fn run(args: CheckArgs, env: &Environment, clock: &Clock) -> anyhow::Result<bool> {
     let mut verdicts = Verdicts { failed: 0 };
-    let config_path = args.config.clone().or(env.config_path.clone());
+    let config_path = args.locations.config.clone().or(env.config_path.clone());
     let file = env.load_config(config_path.as_deref())?;
     let settings = Settings::resolve(
         file.clone(),
         env.clone(),
         Overrides {
-            data_dir: args.data_dir,
+            data_dir: args.locations.data_dir,
             api_url: args.api_url,
             accounts: None,
         },

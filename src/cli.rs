@@ -51,9 +51,9 @@ pub enum Command {
     /// Build DIR/warehouse.duckdb from the lake and the SQL models, then run the data tests.
     Model(ModelArgs),
     /// Write the CSV and HTML reports of DIR/warehouse.duckdb into DIR/reports/<today>/.
-    Report(ReportArgs),
+    Report(Locations),
     /// The nightly job: extract incrementally from the watermarks (re-reading the lookback), model, report.
-    Run(RunArgs),
+    Run(Locations),
     /// Load a past range of usage days without moving the nightly watermarks.
     Backfill(BackfillArgs),
     /// Run the nightly job on a cron schedule, in the foreground, until SIGTERM or SIGINT.
@@ -64,8 +64,9 @@ pub enum Command {
     Config(ConfigArgs),
 }
 
-#[derive(Debug, Args, Clone)]
-pub struct RunArgs {
+/// Where a command finds its data and its configuration.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Locations {
     /// Data directory. Default: SPOTCOST_DATA_DIR, else data_dir from the config, else ./data.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -88,10 +89,8 @@ pub struct BackfillArgs {
     /// Account ids, comma-separated. Default: the configured accounts.
     #[arg(long, value_delimiter = ',')]
     pub accounts: Option<Vec<String>>,
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    #[arg(long)]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub locations: Locations,
 }
 
 #[derive(Debug, Args)]
@@ -104,15 +103,13 @@ pub struct ScheduleArgs {
     #[arg(long)]
     pub max_runs: Option<u32>,
     #[command(flatten)]
-    pub run: RunArgs,
+    pub locations: Locations,
 }
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    #[arg(long)]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub locations: Locations,
     /// Spot API base URL. Default: SPOTINST_API_URL, else the config's, else https://api.spotinst.io.
     #[arg(long)]
     pub api_url: Option<String>,
@@ -126,26 +123,12 @@ pub struct ConfigArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ReportArgs {
-    /// Data directory holding the warehouse. Default: data_dir from the config, else ./data.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Config file. Default: ./spotcost.toml if present.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// Data directory holding the lake. Default: data_dir from the config, else ./data.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub locations: Locations,
     /// How shared Ocean cost is spread: none, proportional or even. Default: the config's, else proportional.
     #[arg(long)]
     pub shared_cost_policy: Option<String>,
-    /// Config file. Default: ./spotcost.toml if present.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -193,9 +176,8 @@ pub struct SimulateArgs {
 
 #[derive(Debug, Args)]
 pub struct ExtractArgs {
-    /// Data directory (the lake is DIR/lake). Default: data_dir from the config, else ./data.
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub locations: Locations,
     /// First usage day (YYYY-MM-DD). Default: 7 days before --to.
     #[arg(long)]
     pub from: Option<NaiveDate>,
@@ -211,9 +193,6 @@ pub struct ExtractArgs {
     /// Spot API base URL. Default: SPOTINST_API_URL, else https://api.spotinst.io.
     #[arg(long)]
     pub api_url: Option<String>,
-    /// Config file. Default: ./spotcost.toml if present.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
 }
 
 fn parse_dataset(name: &str) -> Result<Dataset, String> {
@@ -270,9 +249,9 @@ pub async fn run(command: Command, env: Environment, clock: Clock) -> anyhow::Re
             Ok(true)
         }
         Command::Model(args) => {
-            let file = env.load_config(args.config.as_deref())?;
+            let file = env.load_config(args.locations.config.as_deref())?;
             let settings = file.model_settings(args.shared_cost_policy.as_deref())?;
-            let data_dir = env.data_dir(args.data_dir, &file);
+            let data_dir = env.data_dir(args.locations.data_dir, &file);
             let mut job = Job::begin("model", &data_dir, &clock)?;
             let stages = Stages {
                 extract: None,
@@ -361,12 +340,12 @@ async fn extract(
     clock: &Clock,
     shutdown: CancellationToken,
 ) -> anyhow::Result<bool> {
-    let file = env.load_config(args.config.as_deref())?;
+    let file = env.load_config(args.locations.config.as_deref())?;
     let mut settings = Settings::resolve(
         file,
         env.clone(),
         Overrides {
-            data_dir: args.data_dir,
+            data_dir: args.locations.data_dir,
             api_url: args.api_url,
             accounts: args.accounts,
         },
@@ -401,12 +380,12 @@ async fn backfill(
     clock: &Clock,
     shutdown: CancellationToken,
 ) -> anyhow::Result<bool> {
-    let file = env.load_config(args.config.as_deref())?;
+    let file = env.load_config(args.locations.config.as_deref())?;
     let mut settings = Settings::resolve(
         file,
         env.clone(),
         Overrides {
-            data_dir: args.data_dir,
+            data_dir: args.locations.data_dir,
             api_url: None,
             accounts: args.accounts,
         },
@@ -468,7 +447,7 @@ async fn backfill(
 /// `spotcost run`: the nightly job. Reads the configuration afresh each time (the scheduler calls it
 /// once per fire time), so a fixed config file or a rotated token is picked up by the next run.
 async fn nightly(
-    args: &RunArgs,
+    args: &Locations,
     env: &Environment,
     clock: &Clock,
     shutdown: CancellationToken,
@@ -509,7 +488,7 @@ async fn schedule(
     clock: &Clock,
     shutdown: CancellationToken,
 ) -> anyhow::Result<bool> {
-    let file = env.load_config(args.run.config.as_deref())?;
+    let file = env.load_config(args.locations.config.as_deref())?;
     let Some(expression) = args.cron.clone().or(file.schedule.clone()) else {
         anyhow::bail!(ConfigError::OutOfRange {
             key: "--cron",
@@ -533,11 +512,11 @@ async fn schedule(
         args.max_runs,
         shutdown.clone(),
         |fire_time| {
-            let run_args = args.run.clone();
+            let locations = args.locations.clone();
             let shutdown = shutdown.clone();
             async move {
                 tracing::info!(fire_time = %fire_time, "scheduled run starting");
-                match nightly(&run_args, env, clock, shutdown).await {
+                match nightly(&locations, env, clock, shutdown).await {
                     Ok(succeeded) => succeeded,
                     Err(error) => {
                         tracing::error!("{error:#}");

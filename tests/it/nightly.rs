@@ -4,7 +4,7 @@
 
 use crate::support::*;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use spotcost::cli::{self, BackfillArgs, Command, RunArgs};
+use spotcost::cli::{self, BackfillArgs, Command, Locations};
 use spotcost::config::Environment;
 use spotcost::extract::{Dataset, Grain};
 use spotcost::schedule::Clock;
@@ -45,7 +45,7 @@ fn config(dir: &Path, data_dir: &Path, extra: &str) -> PathBuf {
 }
 
 async fn nightly(config: &Path, server: &SimServer, today: &str) -> bool {
-    let args = RunArgs {
+    let args = Locations {
         data_dir: None,
         config: Some(config.to_owned()),
     };
@@ -151,8 +151,10 @@ async fn three_nightly_runs_equal_one_backfill_and_pick_up_restated_costs() {
             to: day("2026-03-07"),
             datasets: None,
             accounts: None,
-            data_dir,
-            config: Some(config.to_owned()),
+            locations: Locations {
+                data_dir,
+                config: Some(config.to_owned()),
+            },
         })
     };
     assert!(cli::run(
@@ -245,8 +247,8 @@ async fn a_failed_dataset_keeps_its_watermark_and_the_reports_unpublished() {
     assert_eq!(*exit_code, 1.0);
 }
 
-/// Spawns `spotcost run` against `server` as of `now`, with the config at `config`.
-fn spawn_run(server: &SimServer, config: &Path, now: &str) -> std::process::Child {
+/// `spotcost run` against `server` as of `now`, with the config at `config`.
+fn run_command(server: &SimServer, config: &Path, now: &str) -> std::process::Command {
     spotcost(
         &["run", "--config", &config.display().to_string()],
         &[
@@ -255,10 +257,14 @@ fn spawn_run(server: &SimServer, config: &Path, now: &str) -> std::process::Chil
             ("SPOTCOST_NOW", now),
         ],
     )
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .expect("spotcost starts")
+}
+
+fn spawn_run(server: &SimServer, config: &Path, now: &str) -> std::process::Child {
+    run_command(server, config, now)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spotcost starts")
 }
 
 fn parquet_files(data_dir: &Path) -> usize {
@@ -314,26 +320,10 @@ async fn a_run_killed_mid_extraction_is_repaired_without_gaps_or_duplicates() {
     assert!(!status.success());
     assert!(!killed_dir.join("warehouse.duckdb").exists());
 
-    let repaired = output(spotcost(
-        &["run", "--config", &killed_config.display().to_string()],
-        &[
-            ("SPOTINST_TOKEN", DEFAULT_TOKEN),
-            ("SPOTINST_API_URL", &server.url()),
-            ("SPOTCOST_NOW", now),
-        ],
-    ))
-    .await;
+    let repaired = output(run_command(&server, &killed_config, now)).await;
     assert_eq!(repaired.status.code(), Some(0), "{}", text(&repaired));
     assert!(hidden_temporary_files(&killed_dir).is_empty());
-    let clean = output(spotcost(
-        &["run", "--config", &clean_config.display().to_string()],
-        &[
-            ("SPOTINST_TOKEN", DEFAULT_TOKEN),
-            ("SPOTINST_API_URL", &server.url()),
-            ("SPOTCOST_NOW", now),
-        ],
-    ))
-    .await;
+    let clean = output(run_command(&server, &clean_config, now)).await;
     assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
     assert!(
         snapshot_tree(&killed_dir.join("lake")) == snapshot_tree(&clean_dir.join("lake")),
@@ -395,15 +385,7 @@ async fn sigterm_stops_a_run_cleanly_and_the_next_run_completes() {
         "the lock was released"
     );
     assert!(!data_dir.join("reports").exists());
-    let again = output(spotcost(
-        &["run", "--config", &config.display().to_string()],
-        &[
-            ("SPOTINST_TOKEN", DEFAULT_TOKEN),
-            ("SPOTINST_API_URL", &server.url()),
-            ("SPOTCOST_NOW", now),
-        ],
-    ))
-    .await;
+    let again = output(run_command(&server, &config, now)).await;
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert!(text(&again).contains("spotcost run 2026-03-10T02:15:00.000Z: ok"));
 }
