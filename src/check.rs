@@ -125,6 +125,7 @@ pub async fn run(args: CheckArgs, env: &Environment, clock: &Clock) -> anyhow::R
         },
     )?;
     file.model_settings(None)?;
+    let client = SpotClient::new(settings.client.clone())?;
     let now = clock();
     let today = now.date_naive();
     let start_date = file.start_date(today)?;
@@ -166,7 +167,6 @@ pub async fn run(args: CheckArgs, env: &Environment, clock: &Clock) -> anyhow::R
         Err(error) => verdicts.note("lock", error),
     }
 
-    let client = SpotClient::new(settings.client.clone())?;
     let listed = match client.accounts().await {
         Ok(listed) => {
             verdicts.ok(

@@ -154,7 +154,7 @@ pub struct SimulateArgs {
     pub seed: u64,
     #[arg(long, default_value = "small")]
     pub scale: Scale,
-    /// The bearer token the simulator accepts.
+    /// The API token the simulator accepts (a demo value, never a real Spot token).
     #[arg(long, default_value = DEFAULT_TOKEN)]
     pub token: String,
     /// Added to every response.

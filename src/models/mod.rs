@@ -396,17 +396,26 @@ fn build_into(
 ) -> Result<BuildReport, ModelError> {
     let connection = duck("opening the new warehouse", duckdb::Connection::open(path))?;
     let mut report = BuildReport::default();
+    // Configuration values reach SQL only as bound parameters.
     duck(
         "writing spotcost_settings",
-        connection.execute_batch(&format!(
-            "create or replace table spotcost_settings as select {} as shared_cost_policy, {} as team_label_key, \
-             {} as cost_center_label_key, {}::double as instance_cost_tolerance_usd;\n\
+        connection.execute_batch(
+            "create or replace table spotcost_settings (shared_cost_policy varchar, team_label_key varchar, \
+             cost_center_label_key varchar, instance_cost_tolerance_usd double);\n\
              comment on table spotcost_settings is 'The settings the models were built with (one row).';",
-            quote_literal(settings.shared_cost_policy.as_str()),
-            quote_literal(&settings.team_label_key),
-            quote_literal(&settings.cost_center_label_key),
-            settings.instance_cost_tolerance_usd,
-        )),
+        ),
+    )?;
+    duck(
+        "writing spotcost_settings",
+        connection.execute(
+            "insert into spotcost_settings values (?, ?, ?, ?)",
+            duckdb::params![
+                settings.shared_cost_policy.as_str(),
+                settings.team_label_key,
+                settings.cost_center_label_key,
+                settings.instance_cost_tolerance_usd,
+            ],
+        ),
     )?;
     for dataset in Dataset::ALL {
         let sql = raw_view_sql(lake, dataset);

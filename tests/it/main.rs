@@ -10,4 +10,5 @@ mod marts_small;
 mod models;
 mod nightly;
 mod schema_doc;
+mod secrets;
 mod support;
