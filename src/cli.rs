@@ -621,6 +621,7 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         scripted_faults: Vec::new(),
         today: args.today,
         restatement_days: args.restatement_days,
+        hostile_names: false,
     };
     let server = SimServer::start(args.listen, config)
         .await

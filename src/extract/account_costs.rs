@@ -85,13 +85,23 @@ pub(super) async fn batch(
     );
     let savings_percent = match blocks.as_slice() {
         [only] => only.savings_percentage,
-        _ if potential > 0.0 => Some((1.0 - actual / potential) * 100.0),
+        // A tiny potential can make the ratio overflow: no figure rather than an infinity.
+        _ if potential > 0.0 => Some((1.0 - actual / potential) * 100.0).filter(|p| p.is_finite()),
         _ => None,
     };
     let cost_block = match account.cloud {
         Cloud::Aws => "spot",
         Cloud::Gcp => "preemptible",
         Cloud::Azure => "lowPriority",
+        Cloud::Unknown => {
+            return Err(unit.error(
+                crate::spot::SpotError::UnknownCloud {
+                    account: account.id.clone(),
+                    what: "account costs",
+                }
+                .into(),
+            ))
+        }
     };
     RecordBatch::try_new(
         schema(),

@@ -41,7 +41,7 @@ pub fn schema() -> SchemaRef {
             "cloud",
             DataType::Utf8,
             false,
-            "Cloud of the account: `aws`, `gcp` or `azure`.",
+            "Cloud of the account: `aws`, `gcp` or `azure` (`aws` when Spot names none), or `unknown` for a provider spotcost does not know (see `cloud_provider`; such an account's other datasets fail rather than guess).",
         ),
         column(
             "cloud_provider",

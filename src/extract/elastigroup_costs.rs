@@ -171,6 +171,12 @@ pub(super) async fn batch(
                     instance_count: Some(instances.len() as i64),
                 }
             }
+            Cloud::Unknown => {
+                return Err(SpotError::UnknownCloud {
+                    account: account.id.clone(),
+                    what: "Elastigroup costs",
+                })
+            }
             Cloud::Gcp | Cloud::Azure => Row {
                 product: "elastigroup",
                 group_id: group.id.clone(),

@@ -40,22 +40,37 @@ pub fn schema() -> SchemaRef {
 }
 
 /// Writes each batch of CSV rows straight into the partition's temporary file; a retried download
-/// starts a fresh file.
+/// starts a fresh file. Rows that name another account are left out: the partition is this
+/// account's, and the other account's rows land from its own export (an API that ignored
+/// `accountIds` would otherwise put every account's costs into every account's file).
 struct ParquetSink {
     open: Box<dyn Fn() -> Result<PartitionWriter, LakeError> + Send>,
     writer: Option<PartitionWriter>,
     day: chrono::NaiveDate,
     account_id: String,
+    /// Rows of other accounts left out of the current attempt.
+    foreign_rows: u64,
 }
 
 impl InstanceCostSink for ParquetSink {
     fn restart(&mut self) -> Result<(), String> {
         self.writer = None; // dropping an uncommitted writer removes its temporary file
+        self.foreign_rows = 0;
         self.writer = Some((self.open)().map_err(|e| e.to_string())?);
         Ok(())
     }
 
     fn write(&mut self, rows: Vec<InstanceCostRow>) -> Result<(), String> {
+        let total = rows.len();
+        let rows: Vec<InstanceCostRow> = rows
+            .into_iter()
+            .filter(|row| {
+                row.account_id
+                    .as_deref()
+                    .is_none_or(|id| id == self.account_id || id.trim() == self.account_id.trim())
+            })
+            .collect();
+        self.foreign_rows += (total - rows.len()) as u64;
         let batch = to_batch(self.day, &self.account_id, &rows).map_err(|e| e.to_string())?;
         let writer = self.writer.as_mut().ok_or("the sink was not started")?;
         writer.write(&batch).map_err(|e| e.to_string())
@@ -71,11 +86,9 @@ fn to_batch(
         schema(),
         vec![
             date(rows.iter().map(|_| Some(day))),
-            // The file is this account's export: rows always carry it, whatever the CSV says.
-            text(
-                rows.iter()
-                    .map(|r| Some(r.account_id.as_deref().unwrap_or(account_id))),
-            ),
+            // The file is this account's export (rows naming another account were left out):
+            // every row carries the account id exactly as it was asked for.
+            text(rows.iter().map(|_| Some(account_id))),
             text(rows.iter().map(|r| r.account_name.as_deref())),
             text(rows.iter().map(|r| r.id.as_deref())),
             text(rows.iter().map(|r| r.resource_id.as_deref())),
@@ -110,12 +123,22 @@ pub(super) async fn land(
         writer: None,
         day,
         account_id: account.id.clone(),
+        foreign_rows: 0,
     };
     let mut sink = context
         .client
         .export_instance_costs(&account.id, unit.window(), sink)
         .await
         .for_unit(unit)?;
+    if sink.foreign_rows > 0 {
+        tracing::warn!(
+            account = %account.id,
+            rows = sink.foreign_rows,
+            "the instance-cost export of account {:?} held {} row(s) of other accounts; they were left out of its partition",
+            account.id,
+            sink.foreign_rows
+        );
+    }
     let writer = sink.writer.take().ok_or_else(|| {
         unit.error(super::ExtractFailure::Spot(crate::spot::SpotError::Client(
             "the export finished without opening its partition".into(),

@@ -154,8 +154,13 @@ impl Dataset {
     }
 
     /// Whether an account of this cloud has anything for the dataset (Managed Instances and
-    /// potential savings are AWS only; Azure accounts have no Elastigroups here).
+    /// potential savings are AWS only; Azure accounts have no Elastigroups here). Every dataset
+    /// applies to an account of an unknown cloud, so its extraction fails and says why
+    /// ([`SpotError::UnknownCloud`]) rather than the account vanishing from the lake unnoticed.
     pub fn applies_to(self, cloud: Cloud) -> bool {
+        if cloud == Cloud::Unknown {
+            return true;
+        }
         match self {
             Dataset::ManagedInstances
             | Dataset::ManagedInstanceCosts
@@ -266,14 +271,73 @@ pub struct ExtractContext {
     clusters: Mutex<HashMap<String, Cached<OceanCluster>>>,
 }
 
-/// The account's list from `map`, fetched with `fetch` the first time anyone asks. A failed fetch
-/// is not cached: the next caller tries again.
+/// A resource of a list the extractors share, known by its id.
+trait Listed {
+    /// What the resource is, for messages (`Elastigroup`, …).
+    const WHAT: &'static str;
+    fn id(&self) -> &str;
+}
+
+impl Listed for Group {
+    const WHAT: &'static str = "Elastigroup";
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Listed for EmrScaler {
+    const WHAT: &'static str = "EMR scaler";
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Listed for ManagedInstance {
+    const WHAT: &'static str = "Managed Instance";
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Listed for OceanCluster {
+    const WHAT: &'static str = "Ocean cluster";
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// Each id once, in the list's order: a resource listed twice is one resource, and fetching its
+/// costs twice would double them. The first listing is kept; one WARN per list says how many
+/// repeats were dropped.
+fn first_per_id<T: Listed>(list: Vec<T>, account_id: &str) -> Vec<T> {
+    let total = list.len();
+    let mut seen = std::collections::HashSet::new();
+    let kept: Vec<T> = list
+        .into_iter()
+        .filter(|item| seen.insert(item.id().to_owned()))
+        .collect();
+    if kept.len() < total {
+        tracing::warn!(
+            account = account_id,
+            repeats = total - kept.len(),
+            "the {} list of account {account_id:?} repeats {} id(s); each {} is counted once (its first listing)",
+            T::WHAT,
+            total - kept.len(),
+            T::WHAT,
+        );
+    }
+    kept
+}
+
+/// The account's list from `map`, fetched with `fetch` the first time anyone asks, each id once
+/// ([`first_per_id`]). A failed fetch is not cached: the next caller tries again.
 async fn cached<T, F, Fut>(
     map: &Mutex<HashMap<String, Cached<T>>>,
     account_id: &str,
     fetch: F,
 ) -> Result<Arc<Vec<T>>, SpotError>
 where
+    T: Listed,
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Vec<T>, SpotError>>,
 {
@@ -282,7 +346,11 @@ where
         map.entry(account_id.to_owned()).or_default().clone()
     };
     let list = cell
-        .get_or_try_init(|| async { fetch().await.map(Arc::new) })
+        .get_or_try_init(|| async {
+            fetch()
+                .await
+                .map(|list| Arc::new(first_per_id(list, account_id)))
+        })
         .await?;
     Ok(list.clone())
 }
@@ -452,6 +520,34 @@ fn sql_type(data_type: &arrow::datatypes::DataType) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resource_listed_twice_is_kept_once_in_list_order() {
+        let cluster = |id: &str, name: &str| OceanCluster {
+            id: id.into(),
+            name: Some(name.into()),
+            controller_cluster_id: None,
+            region: None,
+            gke: None,
+            aks: None,
+            created_at: None,
+            updated_at: None,
+        };
+        let kept = first_per_id(
+            vec![
+                cluster("o-2", "b"),
+                cluster("o-1", "a"),
+                cluster("o-2", "b"),
+                cluster("o-1", "renamed"),
+            ],
+            "act-1",
+        );
+        let ids: Vec<(&str, Option<&str>)> = kept
+            .iter()
+            .map(|c| (c.id.as_str(), c.name.as_deref()))
+            .collect();
+        assert_eq!(ids, vec![("o-2", Some("b")), ("o-1", Some("a"))]);
+    }
 
     #[test]
     fn dataset_names_round_trip_and_schemas_are_snake_case() {

@@ -72,26 +72,14 @@ pub(super) async fn batch(
             .await?;
         let mut labels: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for key in label_keys {
-            let by_label = client
-                .aggregated_costs(
-                    &account.id,
-                    account.cloud,
-                    &cluster.id,
-                    window,
-                    &format!("namespace.label.{key}"),
-                )
+            let values = client
+                .namespace_labels(&account.id, account.cloud, &cluster.id, window, key)
                 .await?;
-            for (value, aggregation) in by_label.detailed_costs.unwrap_or_default().aggregations {
-                for resource in &aggregation.resources {
-                    if let Some(namespace) =
-                        resource.metadata.as_ref().and_then(|m| m.namespace.clone())
-                    {
-                        labels
-                            .entry(namespace)
-                            .or_default()
-                            .insert(key.clone(), value.clone());
-                    }
-                }
+            for (namespace, value) in values {
+                labels
+                    .entry(namespace)
+                    .or_default()
+                    .insert(key.clone(), value);
             }
         }
         Ok::<_, SpotError>(ClusterDay { costs, labels })

@@ -71,7 +71,8 @@ impl Lake {
         &self.root
     }
 
-    /// `lake/<dataset>/day=YYYY-MM-DD/part-<scope>.parquet`; `scope` is an account id or `org`.
+    /// `lake/<dataset>/day=YYYY-MM-DD/part-<scope>.parquet`; `scope` is an account id or `org`,
+    /// percent-encoded by `file_safe` so that any id maps to its own file inside the day folder.
     pub fn partition_path(&self, dataset: &str, day: NaiveDate, scope: &str) -> PathBuf {
         self.root
             .join(dataset)
@@ -120,18 +121,24 @@ pub fn write_file(
     writer.commit()
 }
 
-/// Account ids and `org` pass through; anything else outside `[A-Za-z0-9_-]` becomes `_`.
+/// A scope (an account id or `org`) as the `<scope>` of `part-<scope>.parquet`: lowercase
+/// letters, digits, `-` and `_` pass through (so `act-1a2b3c4d` and `org` are unchanged); every
+/// other byte of the UTF-8 text, `%` and uppercase letters included, becomes `%XX` (uppercase
+/// hex). The encoding is injective (two scopes never share a file, so one account can never
+/// silently replace another's partition) and reversible; even compared case-insensitively (macOS,
+/// Windows) two encodings differ, because the only uppercase letters in one are hex digits after
+/// `%`. No encoding contains `/`, `\`, NUL or a dot, so with the `part-` prefix a file name can
+/// neither leave its folder nor be `.`/`..`.
 fn file_safe(scope: &str) -> String {
-    scope
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    let mut encoded = String::with_capacity(scope.len());
+    for byte in scope.bytes() {
+        if byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-' || byte == b'_' {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -227,17 +234,28 @@ impl PartitionWriter {
                 "writer already closed".into(),
             ))
         })?;
-        let file = writer.into_inner().map_err(|e| self.parquet_error(e))?;
-        let io_error = |path: &Path, source| LakeError::Io {
-            dataset: self.dataset.clone(),
-            path: path.to_owned(),
-            source,
+        // From here on `Drop` no longer sees a writer, so every failure removes the file itself.
+        let finished = (|| {
+            let file = writer.into_inner().map_err(|e| self.parquet_error(e))?;
+            let io_error = |path: &Path, source| LakeError::Io {
+                dataset: self.dataset.clone(),
+                path: path.to_owned(),
+                source,
+            };
+            file.sync_all().map_err(|e| io_error(&self.temp_path, e))?;
+            let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+            drop(file);
+            std::fs::rename(&self.temp_path, &self.final_path)
+                .map_err(|e| io_error(&self.final_path, e))?;
+            Ok(bytes)
+        })();
+        let bytes = match finished {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                let _ = std::fs::remove_file(&self.temp_path);
+                return Err(error);
+            }
         };
-        file.sync_all().map_err(|e| io_error(&self.temp_path, e))?;
-        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-        drop(file);
-        std::fs::rename(&self.temp_path, &self.final_path)
-            .map_err(|e| io_error(&self.final_path, e))?;
         if let Some(folder) = self.final_path.parent() {
             // Make the rename itself durable; not every platform can open a directory.
             if let Ok(dir) = File::open(folder) {
@@ -387,6 +405,134 @@ mod tests {
                 .unwrap()
                 .count(),
             1
+        );
+    }
+
+    /// The inverse of `file_safe`, to show that nothing is lost.
+    fn decode(encoded: &str) -> String {
+        let bytes = encoded.as_bytes();
+        let mut decoded = Vec::new();
+        let mut position = 0;
+        while position < bytes.len() {
+            if bytes[position] == b'%' {
+                let hex = std::str::from_utf8(&bytes[position + 1..position + 3]).unwrap();
+                decoded.push(u8::from_str_radix(hex, 16).unwrap());
+                position += 3;
+            } else {
+                decoded.push(bytes[position]);
+                position += 1;
+            }
+        }
+        String::from_utf8(decoded).unwrap()
+    }
+
+    #[test]
+    fn plain_scopes_keep_their_names_and_others_are_percent_encoded() {
+        for plain in ["act-1a2b3c4d", "org", "act_9", "-"] {
+            assert_eq!(file_safe(plain), plain);
+        }
+        assert_eq!(file_safe("a/b"), "a%2Fb");
+        assert_eq!(file_safe("a_b"), "a_b");
+        assert_eq!(file_safe(".."), "%2E%2E");
+        assert_eq!(file_safe("."), "%2E");
+        assert_eq!(file_safe("nul\0"), "nul%00");
+        assert_eq!(file_safe("100%"), "100%25");
+        assert_eq!(file_safe("a\\b"), "a%5Cb");
+        assert_eq!(file_safe("Act"), "%41ct");
+        assert_eq!(file_safe("\u{202E}"), "%E2%80%AE");
+        assert_eq!(file_safe(""), "");
+    }
+
+    #[test]
+    fn the_scope_encoding_is_injective_reversible_and_stays_in_its_folder() {
+        // Every string of up to three characters over an alphabet of troublemakers.
+        let alphabet = [
+            "a", "A", "f", "F", "2", "/", "\\", "_", "-", "%", ".", "\0", "\n", "\"", "é",
+            "\u{202E}",
+        ];
+        let mut scopes = vec![String::new()];
+        let mut frontier = vec![String::new()];
+        for _ in 0..3 {
+            let mut next = Vec::new();
+            for prefix in &frontier {
+                for symbol in alphabet {
+                    next.push(format!("{prefix}{symbol}"));
+                }
+            }
+            scopes.extend(next.iter().cloned());
+            frontier = next;
+        }
+        let lake = Lake::new(Path::new("/data"));
+        let day = NaiveDate::from_ymd_opt(2024, 3, 6).unwrap();
+        let folder = lake.partition_path("costs", day, "org");
+        let folder = folder.parent().unwrap();
+        let mut seen = std::collections::HashMap::new();
+        let mut seen_folded = std::collections::HashSet::new();
+        for scope in &scopes {
+            let encoded = file_safe(scope);
+            assert_eq!(&decode(&encoded), scope, "{encoded} does not decode");
+            assert!(
+                !encoded.contains(['/', '\\', '\0', '.']),
+                "{scope:?} encodes to {encoded:?}"
+            );
+            assert!(encoded
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '%' | '-' | '_')));
+            if let Some(other) = seen.insert(encoded.clone(), scope.clone()) {
+                panic!("{scope:?} and {other:?} share the file name {encoded:?}");
+            }
+            // Case-insensitive file systems (macOS, Windows) must not merge two scopes either.
+            assert!(
+                seen_folded.insert(encoded.to_lowercase()),
+                "{scope:?} collides case-insensitively"
+            );
+            let path = lake.partition_path("costs", day, scope);
+            assert_eq!(path.parent(), Some(folder), "{scope:?} left its folder");
+            let name = path.file_name().unwrap().to_str().unwrap();
+            assert_eq!(name, format!("part-{encoded}.parquet"));
+            assert!(name != "." && name != "..");
+        }
+        assert_eq!(seen.len(), scopes.len());
+    }
+
+    #[test]
+    fn scopes_that_used_to_share_a_file_land_in_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(dir.path());
+        let day = NaiveDate::from_ymd_opt(2024, 3, 6).unwrap();
+        let slash = lake
+            .write_partition("costs", day, "a/b", &schema(), &[batch(&["x"], &[1.0])])
+            .unwrap();
+        let underscore = lake
+            .write_partition(
+                "costs",
+                day,
+                "a_b",
+                &schema(),
+                &[batch(&["y", "z"], &[2.0, 3.0])],
+            )
+            .unwrap();
+        let parent_escape = lake
+            .write_partition("costs", day, "../../x", &schema(), &[batch(&["w"], &[4.0])])
+            .unwrap();
+        assert_ne!(slash.path, underscore.path);
+        assert_eq!(read_rows(&slash.path), 1);
+        assert_eq!(read_rows(&underscore.path), 2);
+        assert!(parent_escape
+            .path
+            .ends_with("lake/costs/day=2024-03-06/part-%2E%2E%2F%2E%2E%2Fx.parquet"));
+        let mut names: Vec<_> = std::fs::read_dir(slash.path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "part-%2E%2E%2F%2E%2E%2Fx.parquet",
+                "part-a%2Fb.parquet",
+                "part-a_b.parquet"
+            ]
         );
     }
 

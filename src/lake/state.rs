@@ -59,7 +59,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
 }
 
 /// Removes the hidden temporary files (`.<name>.tmp-<pid>…`) that a killed run left in the lake, the
-/// state folder and the data dir itself. Call it only while holding the [`RunLock`]: then no other
+/// state folder, the reports and the data dir itself, and the `reports/latest.tmp-<pid>` link a run
+/// killed while switching `latest` leaves. Call it only while holding the [`RunLock`]: then no other
 /// writer exists, so every such file is a leftover. Returns how many were removed.
 pub fn sweep_temporary_files(data_dir: &Path) -> usize {
     fn sweep(folder: &Path, recursive: bool) -> usize {
@@ -80,10 +81,9 @@ pub fn sweep_temporary_files(data_dir: &Path) -> usize {
             }
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with('.')
-                && name.contains(".tmp-")
-                && std::fs::remove_file(&path).is_ok()
-            {
+            let leftover = (name.starts_with('.') && name.contains(".tmp-"))
+                || name.starts_with("latest.tmp-");
+            if leftover && std::fs::remove_file(&path).is_ok() {
                 removed += 1;
             }
         }
@@ -92,6 +92,7 @@ pub fn sweep_temporary_files(data_dir: &Path) -> usize {
     sweep(data_dir, false)
         + sweep(&data_dir.join("lake"), true)
         + sweep(&data_dir.join("state"), true)
+        + sweep(&data_dir.join("reports"), true)
 }
 
 /// The last day each (dataset, scope) was loaded up to by the nightly job.
@@ -317,7 +318,24 @@ mod tests {
         std::fs::write(partition.join(".part-act-1.parquet.tmp-123-4"), "half").unwrap();
         std::fs::write(dir.path().join(".warehouse.duckdb.tmp-123"), "half").unwrap();
         std::fs::write(dir.path().join("warehouse.duckdb"), "db").unwrap();
-        assert_eq!(sweep_temporary_files(dir.path()), 2);
+        let reports = dir.path().join("reports/2026-03-02");
+        std::fs::create_dir_all(&reports).unwrap();
+        std::fs::write(reports.join(".tmp-123-index.html"), "half").unwrap();
+        std::fs::write(reports.join("index.html"), "page").unwrap();
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink("2026-03-02", dir.path().join("reports/latest.tmp-123"))
+                .unwrap();
+            std::os::unix::fs::symlink("2026-03-02", dir.path().join("reports/latest")).unwrap();
+        }
+        let expected = if cfg!(unix) { 4 } else { 3 };
+        assert_eq!(sweep_temporary_files(dir.path()), expected);
+        assert!(reports.join("index.html").exists());
+        #[cfg(unix)]
+        assert_eq!(
+            std::fs::read_link(dir.path().join("reports/latest")).unwrap(),
+            Path::new("2026-03-02")
+        );
         assert!(keep.exists());
         assert!(dir.path().join("warehouse.duckdb").exists());
         assert_eq!(std::fs::read_dir(&partition).unwrap().count(), 1);

@@ -187,7 +187,7 @@ fn point_latest_at(output_root: &Path, folder_name: &str) -> Result<(), ReportEr
 #[cfg(unix)]
 fn create_latest_symlink(output_root: &Path, folder_name: &str) -> Result<bool, ReportError> {
     let latest_path = output_root.join("latest");
-    let temporary_link_path = output_root.join(format!("latest.tmp-{}", std::process::id()));
+    let temporary_link_path = output_root.join(format!(".latest.tmp-{}", std::process::id()));
     let _ = fs::remove_file(&temporary_link_path);
     if let Err(symlink_error) = std::os::unix::fs::symlink(folder_name, &temporary_link_path) {
         tracing::warn!(error = %symlink_error, "cannot create a symlink; writing latest.txt instead");

@@ -10,7 +10,12 @@ use super::definition::ReportDefinition;
 use super::table::{format_cell_for_html, ReportTable};
 use super::{IndexEntry, ReportContext, ReportError, ReportTotal};
 
-/// Escapes `& < > " '`: safe in element content and in quoted attribute values.
+/// Escapes `& < > " '`: safe in element content and in quoted attribute values. The Unicode
+/// bidirectional formatting characters (embeddings, overrides and isolates U+202A–U+202E and
+/// U+2066–U+2069; the marks U+200E, U+200F and U+061C) are shown as a visible `[U+202E]`
+/// instead, so a name from the API can neither reorder the figures and text around it (a legend
+/// entry, a tooltip's amount) nor disguise itself (`invoice`, U+202E, `fdp.exe` would read
+/// "invoiceexe.pdf"). The CSV keeps them: there every cell is laid out on its own.
 pub(crate) fn escape_html(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for character in text.chars() {
@@ -20,6 +25,13 @@ pub(crate) fn escape_html(text: &str) -> String {
             '>' => escaped.push_str("&gt;"),
             '"' => escaped.push_str("&quot;"),
             '\'' => escaped.push_str("&#39;"),
+            '\u{061C}'
+            | '\u{200E}'
+            | '\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}' => {
+                escaped.push_str(&format!("[U+{:04X}]", u32::from(character)));
+            }
             other => escaped.push(other),
         }
     }
@@ -406,6 +418,19 @@ mod tests {
             "bar label"
         );
         assert!(!bars_page.contains(HOSTILE_NAMESPACE));
+    }
+
+    #[test]
+    fn bidi_controls_are_shown_not_obeyed() {
+        assert_eq!(
+            escape_html("invoice\u{202E}fdp.exe \u{200F}<b>\u{2066}\u{2069}\u{061C}"),
+            "invoice[U+202E]fdp.exe [U+200F]&lt;b&gt;[U+2066][U+2069][U+061C]"
+        );
+        assert_eq!(
+            escape_html("שלום مرحبا"),
+            "שלום مرحبا",
+            "RTL letters are text"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The simulator's misbehaviour: Spot's sliding-window rate limit per (HTTP method × route template), scripted faults that tests queue up, and deterministic random transient faults; nothing here touches HTTP bodies, the routes module turns these decisions into responses.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::rng::{mix_u64, SplitMix64};
@@ -30,9 +31,13 @@ struct RouteWindow {
 /// Sliding 60-second windows, one per route key (e.g. `GET /aws/ec2/group/{id}/costs`).
 /// Over the limit, requests get 429 until the oldest accepted request leaves the window;
 /// every request made while blocked pushes the end of the block to at least one second later.
+/// It counts the blocks it starts (each one's first 429) and, apart from those, the requests that
+/// arrive while their route is blocked: a client that honours `X-RateLimit-Reset` sends none.
 pub struct RateLimiter {
     limit_per_window: u32,
     windows: HashMap<String, RouteWindow>,
+    blocks_started: u64,
+    requests_while_blocked: u64,
 }
 
 fn seconds_until(later: Instant, now: Instant) -> u64 {
@@ -46,7 +51,20 @@ impl RateLimiter {
         RateLimiter {
             limit_per_window,
             windows: HashMap::new(),
+            blocks_started: 0,
+            requests_while_blocked: 0,
         }
+    }
+
+    /// How many blocks (429s answered to a route that was not blocked yet) the limit has started.
+    pub fn blocks_started(&self) -> u64 {
+        self.blocks_started
+    }
+
+    /// How many requests arrived at a route while it was blocked, after the 429 that started the
+    /// block and before the reset that 429 announced (or a later one, since each extends it).
+    pub fn requests_while_blocked(&self) -> u64 {
+        self.requests_while_blocked
     }
 
     /// Counts a request made at `now` and decides whether it may proceed.
@@ -70,6 +88,7 @@ impl RateLimiter {
         }
         if let Some(blocked_until) = window.blocked_until {
             if blocked_until > now {
+                self.requests_while_blocked += 1;
                 let extended = blocked_until.max(now + Duration::from_secs(1));
                 window.blocked_until = Some(extended);
                 return RateDecision {
@@ -85,6 +104,7 @@ impl RateLimiter {
             let oldest = window.accepted.front().copied().unwrap_or(now);
             let frees_at = (oldest + RATE_WINDOW).max(now + Duration::from_secs(1));
             window.blocked_until = Some(frees_at);
+            self.blocks_started += 1;
             return RateDecision {
                 allowed: false,
                 limit,
@@ -183,13 +203,14 @@ impl ScriptedFaultBook {
 /// A transient fault a well-behaved client should retry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RandomFault {
-    /// 429 with `X-RateLimit-Reset: 1`.
+    /// 429 with `X-RateLimit-Reset: 1` (the route is not blocked: the next request may succeed).
     RateLimited,
     /// 500/502/503 with the error envelope.
     ServerErrorEnvelope(u16),
     /// 500/502/503 with a plain-text body.
     ServerErrorPlainText(u16),
-    /// The real response, about 1.5 s late.
+    /// The real response, [`SLOW_RESPONSE_DELAY`] late: a timeout for a client whose timeout is
+    /// shorter (`timeout_secs = 1`), a slow success for one whose timeout is longer.
     Slow,
     /// Part of the real body, then the connection is aborted.
     TruncatedBody,
@@ -197,6 +218,66 @@ pub enum RandomFault {
     MalformedBody,
     /// Headers, then the connection is aborted without a body.
     DroppedConnection,
+}
+
+/// How late a [`RandomFault::Slow`] response is.
+pub const SLOW_RESPONSE_DELAY: Duration = Duration::from_millis(1500);
+
+impl RandomFault {
+    /// The kind, for counting: `rate_limited`, `server_error_envelope`, `server_error_plain_text`,
+    /// `slow`, `truncated_body`, `malformed_body` or `dropped_connection`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            RandomFault::RateLimited => "rate_limited",
+            RandomFault::ServerErrorEnvelope(_) => "server_error_envelope",
+            RandomFault::ServerErrorPlainText(_) => "server_error_plain_text",
+            RandomFault::Slow => "slow",
+            RandomFault::TruncatedBody => "truncated_body",
+            RandomFault::MalformedBody => "malformed_body",
+            RandomFault::DroppedConnection => "dropped_connection",
+        }
+    }
+}
+
+/// Every [`RandomFault::kind`].
+pub const RANDOM_FAULT_KINDS: [&str; 7] = [
+    "rate_limited",
+    "server_error_envelope",
+    "server_error_plain_text",
+    "slow",
+    "truncated_body",
+    "malformed_body",
+    "dropped_connection",
+];
+
+/// The random faults a simulator has injected, by kind (a 5xx also by status, e.g. `server_error_envelope 503`).
+#[derive(Default)]
+pub struct FaultTally {
+    counts: Mutex<BTreeMap<String, u64>>,
+}
+
+impl FaultTally {
+    pub fn record(&self, fault: RandomFault) {
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *counts.entry(fault.kind().to_string()).or_insert(0) += 1;
+        if let RandomFault::ServerErrorEnvelope(status)
+        | RandomFault::ServerErrorPlainText(status) = fault
+        {
+            *counts
+                .entry(format!("{} {status}", fault.kind()))
+                .or_insert(0) += 1;
+        }
+    }
+
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// Whether request number `sequence` gets a random fault, and which: a pure function of the
@@ -272,6 +353,58 @@ mod tests {
                 .remaining,
             0
         );
+    }
+
+    #[test]
+    fn blocks_and_requests_while_blocked_are_counted() {
+        let mut limiter = RateLimiter::new(2);
+        let start = Instant::now();
+        let route = "GET /aws/costs";
+        assert!(limiter.check(route, start).allowed);
+        assert!(limiter.check(route, start).allowed);
+        // The first 429 starts a block: counted as a block, not as a request while blocked.
+        assert!(!limiter.check(route, start + Duration::from_secs(1)).allowed);
+        assert_eq!(
+            (limiter.blocks_started(), limiter.requests_while_blocked()),
+            (1, 0)
+        );
+        // Another route is not blocked; this one is, until the window frees at 60 s.
+        assert!(limiter.check("GET /azure/costs", start).allowed);
+        assert!(
+            !limiter
+                .check(route, start + Duration::from_secs(30))
+                .allowed
+        );
+        assert_eq!(limiter.requests_while_blocked(), 1);
+        // After the reset both slots are free; the third request starts a new block.
+        let after_reset = start + Duration::from_secs(61);
+        assert!(limiter.check(route, after_reset).allowed);
+        assert!(limiter.check(route, after_reset).allowed);
+        assert!(!limiter.check(route, after_reset).allowed);
+        assert_eq!(
+            (limiter.blocks_started(), limiter.requests_while_blocked()),
+            (2, 1)
+        );
+    }
+
+    #[test]
+    fn the_fault_tally_counts_every_kind_and_status() {
+        let tally = FaultTally::default();
+        let mut kinds = std::collections::BTreeSet::new();
+        for sequence in 0..2000 {
+            if let Some(fault) = choose_random_fault(7, sequence, 0.5) {
+                tally.record(fault);
+                kinds.insert(fault.kind());
+            }
+        }
+        let counts = tally.counts();
+        assert_eq!(kinds.len(), RANDOM_FAULT_KINDS.len(), "{counts:?}");
+        assert!(RANDOM_FAULT_KINDS.iter().all(|kind| counts[*kind] > 0));
+        let statuses: u64 = [500, 502, 503]
+            .iter()
+            .map(|status| counts[&format!("server_error_envelope {status}")])
+            .sum();
+        assert_eq!(statuses, counts["server_error_envelope"]);
     }
 
     #[test]

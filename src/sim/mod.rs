@@ -6,7 +6,8 @@
 //! - `routes`: the HTTP pipeline (scripted faults → auth → rate limit → random faults → route) and
 //!   the JSON shapes of the non-Ocean routes; `ocean`: Ocean listings, aggregatedCosts and
 //!   right-sizing; `export`: the streamed instance-costs CSV;
-//! - `limits`: the rate limiter, scripted faults and random fault choice; [`rng`]: SplitMix64 and FNV-1a.
+//! - `limits`: the rate limiter, scripted faults and random fault choice; [`rng`]: SplitMix64 and FNV-1a;
+//! - `hostile`: the hostile-names mode ([`SimConfig::hostile_names`]).
 //!
 //! "Today" is the wall clock's UTC day unless set ([`SimConfig::today`], [`SimServer::set_today`]).
 //! The "snapshot" routes (right-sizing, potential savings) report it, and restatement counts
@@ -26,6 +27,7 @@
 mod catalog;
 mod export;
 mod generate;
+mod hostile;
 mod limits;
 mod ocean;
 pub mod org;
@@ -44,7 +46,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use export::INSTANCE_COSTS_EXPORT_HEADER;
-pub use limits::UNLIMITED_REPORTED_LIMIT;
+pub use hostile::{HOSTILE_ACCOUNT_NAMES, HOSTILE_AUDIT_USERS, HOSTILE_PAYLOADS};
+pub use limits::{RANDOM_FAULT_KINDS, UNLIMITED_REPORTED_LIMIT};
 pub use org::{
     storage_split, Account, AuditEvent, Cloud, Cluster, ClusterDay, Container, CostTotals,
     EmrScaler, Group, InstanceDay, Lifecycle, ManagedInstance, Money, Namespace, NamespaceDay,
@@ -133,6 +136,10 @@ pub struct SimConfig {
     pub today: Option<NaiveDate>,
     /// Days before today whose costs are provisional (reported at 90 %); 0 = no restatement.
     pub restatement_days: u32,
+    /// Names (accounts, Elastigroups, clusters, namespaces, workloads, labels, audit users…) and
+    /// a few account, Elastigroup and cluster ids carry hostile payloads ([`HOSTILE_PAYLOADS`]):
+    /// path traversal, markup, spreadsheet formulas, quotes, newlines, NUL, bidi overrides.
+    pub hostile_names: bool,
 }
 
 impl Default for SimConfig {
@@ -147,6 +154,7 @@ impl Default for SimConfig {
             scripted_faults: Vec::new(),
             today: None,
             restatement_days: 0,
+            hostile_names: false,
         }
     }
 }
@@ -177,7 +185,11 @@ impl SimServer {
                 ),
             ));
         }
-        let organisation = Arc::new(Organisation::generate(config.seed, config.scale));
+        let organisation = Arc::new(Organisation::generate_with(
+            config.seed,
+            config.scale,
+            config.hostile_names,
+        ));
         if let Some(today) = config.today {
             organisation.set_today(today);
         }
@@ -247,6 +259,27 @@ impl SimServer {
     /// including rejected and faulted ones. `""` counts every request.
     pub fn request_count(&self, path_contains: &str) -> usize {
         self.state.request_count(path_contains)
+    }
+
+    /// The random transient faults injected so far ([`SimConfig::fault_rate`]), by kind:
+    /// `rate_limited`, `server_error_envelope`, `server_error_plain_text`, `slow`,
+    /// `truncated_body`, `malformed_body`, `dropped_connection`; a 5xx kind is also counted per
+    /// status (`server_error_envelope 503`). Scripted faults are not counted here.
+    pub fn random_faults_injected(&self) -> std::collections::BTreeMap<String, u64> {
+        self.state.random_faults()
+    }
+
+    /// How many rate-limit blocks the simulator has started: 429s answered by the sliding-window
+    /// limit to a route that was not blocked yet (random-fault 429s are not blocks).
+    pub fn rate_limit_blocks(&self) -> u64 {
+        self.state.rate_limit_counts().0
+    }
+
+    /// How many requests arrived at a route while the rate limit blocked it, after the 429 that
+    /// started the block and before its reset: 0 for a client that honours `X-RateLimit-Reset`
+    /// and never has more requests in flight on a route than its budget has left.
+    pub fn requests_while_blocked(&self) -> u64 {
+        self.state.rate_limit_counts().1
     }
 
     /// Stops accepting connections, lets in-flight responses finish (at most 5 s), and waits.

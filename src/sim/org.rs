@@ -17,6 +17,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::catalog::{on_demand_hourly_price, spot_hourly_price};
 use super::generate::generate_accounts;
+use super::hostile::{make_hostile, HOSTILE_AUDIT_USERS};
 use super::rng::{mix_u64, stable_hash, SplitMix64};
 use super::Scale;
 
@@ -232,6 +233,8 @@ pub struct Organisation {
     resource_index: HashMap<String, ResourceLocation>,
     account_index: HashMap<String, usize>,
     reporting_clock: ReportingClock,
+    /// Hostile-names mode (see `hostile`): names and some ids carry attacks.
+    hostile_names: bool,
 }
 
 /// Day number meaning "today is not set: use the wall clock".
@@ -820,7 +823,16 @@ fn export_product_of(product: &str) -> &'static str {
 impl Organisation {
     /// Builds the organisation's structure for a seed and scale. Cheap: no costs are computed here.
     pub fn generate(seed: u64, scale: Scale) -> Organisation {
-        let (organization_id, accounts) = generate_accounts(seed, scale);
+        Organisation::generate_with(seed, scale, false)
+    }
+
+    /// [`Organisation::generate`], with hostile names and ids when `hostile_names` is set (see
+    /// [`super::SimConfig::hostile_names`]); the ground truth holds the same hostile strings.
+    pub fn generate_with(seed: u64, scale: Scale, hostile_names: bool) -> Organisation {
+        let (organization_id, mut accounts) = generate_accounts(seed, scale);
+        if hostile_names {
+            make_hostile(&mut accounts);
+        }
         let mut resource_index = HashMap::new();
         let mut account_index = HashMap::new();
         for (index, account) in accounts.iter().enumerate() {
@@ -869,7 +881,13 @@ impl Organisation {
             resource_index,
             account_index,
             reporting_clock: ReportingClock::new(),
+            hostile_names,
         }
+    }
+
+    /// Whether names and some ids carry hostile payloads.
+    pub fn hostile_names(&self) -> bool {
+        self.hostile_names
     }
 
     /// The simulator's "today": the day set with [`Organisation::set_today`], else the wall
@@ -1434,8 +1452,13 @@ impl Organisation {
         let day_start_seconds = day_number(day) * SECONDS_PER_DAY;
         let event_count = day_random.next_in_range(3, 8);
         let mut events = Vec::with_capacity(event_count as usize);
+        let users = if self.hostile_names {
+            HOSTILE_AUDIT_USERS
+        } else {
+            USERS
+        };
         for _ in 0..event_count {
-            let user = (*day_random.pick(USERS)).to_string();
+            let user = (*day_random.pick(users)).to_string();
             let (source, agent) = *day_random.pick(AGENTS);
             // Never in the first or last second of the day, so inclusive and exclusive day bounds agree.
             let second_of_day = 1 + day_random.next_below(SECONDS_PER_DAY as u64 - 2) as i64;

@@ -16,7 +16,8 @@ use serde_json::{json, Map, Value};
 
 use super::export::{parse_export_request, InstanceCostsExport};
 use super::limits::{
-    choose_random_fault, RandomFault, RateDecision, RateLimiter, ScriptedFaultBook,
+    choose_random_fault, FaultTally, RandomFault, RateDecision, RateLimiter, ScriptedFaultBook,
+    SLOW_RESPONSE_DELAY,
 };
 use super::ocean;
 use super::org::{
@@ -44,6 +45,7 @@ pub(crate) struct SimState {
     scripted_faults: Mutex<ScriptedFaultBook>,
     request_counts: Mutex<HashMap<String, usize>>,
     request_sequence: AtomicU64,
+    random_faults: FaultTally,
 }
 
 fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -63,7 +65,19 @@ impl SimState {
             scripted_faults: Mutex::new(ScriptedFaultBook::new(config.scripted_faults.clone())),
             request_counts: Mutex::new(HashMap::new()),
             request_sequence: AtomicU64::new(0),
+            random_faults: FaultTally::default(),
         }
+    }
+
+    /// The random faults injected so far, by kind (and 5xx status).
+    pub(crate) fn random_faults(&self) -> std::collections::BTreeMap<String, u64> {
+        self.random_faults.counts()
+    }
+
+    /// Rate-limit blocks started, and requests that arrived at a route while it was blocked.
+    pub(crate) fn rate_limit_counts(&self) -> (u64, u64) {
+        let limiter = lock_ignoring_poison(&self.limiter);
+        (limiter.blocks_started(), limiter.requests_while_blocked())
     }
 
     /// How many requests whose path contains `path_contains` have arrived.
@@ -172,6 +186,9 @@ async fn respond(
     }
 
     let random_fault = choose_random_fault(state.organisation.seed, sequence, state.fault_rate);
+    if let Some(fault) = random_fault {
+        state.random_faults.record(fault);
+    }
     match random_fault {
         Some(RandomFault::RateLimited) => {
             let fault_decision = RateDecision {
@@ -199,7 +216,7 @@ async fn respond(
         Some(RandomFault::DroppedConnection) => {
             return with_rate_headers(dropped_connection_response(), decision)
         }
-        Some(RandomFault::Slow) => tokio::time::sleep(Duration::from_millis(1500)).await,
+        Some(RandomFault::Slow) => tokio::time::sleep(SLOW_RESPONSE_DELAY).await,
         Some(RandomFault::TruncatedBody | RandomFault::MalformedBody) | None => {}
     }
 
@@ -275,11 +292,14 @@ pub(crate) enum Route {
 
 /// The route and its template (the rate-limit key) for a method and path. Empty segments are
 /// ignored, so a trailing slash (as the Python SDK sends for `/gcp/gce/costs/`) is accepted.
+/// Segments are percent-decoded after the split, so an id sent as `sig-1%2F..` is `sig-1/..`.
 pub(crate) fn match_route(method: &str, path: &str) -> Option<(Route, &'static str)> {
-    let segments: Vec<&str> = path
+    let decoded_segments: Vec<String> = path
         .split('/')
         .filter(|segment| !segment.is_empty())
-        .collect();
+        .map(decode_segment)
+        .collect::<Option<_>>()?;
+    let segments: Vec<&str> = decoded_segments.iter().map(String::as_str).collect();
     let matched = match (method, segments.as_slice()) {
         ("GET", ["setup", "account"]) => (Route::SetupAccounts, "/setup/account"),
         ("GET", ["aws", "ec2", "group"]) => (Route::AwsGroups, "/aws/ec2/group"),
@@ -381,6 +401,28 @@ pub(crate) fn match_route(method: &str, path: &str) -> Option<(Route, &'static s
         _ => return None,
     };
     Some(matched)
+}
+
+/// A path segment with its `%XX` escapes decoded; None when an escape is malformed or the
+/// bytes are not UTF-8 (the request then matches no route).
+fn decode_segment(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut position = 0;
+    while position < bytes.len() {
+        if bytes[position] == b'%' {
+            let hex = bytes.get(position + 1..position + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            decoded.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            position += 3;
+        } else {
+            decoded.push(bytes[position]);
+            position += 1;
+        }
+    }
+    String::from_utf8(decoded).ok()
 }
 
 fn cloud_of_segment(segment: &str) -> Option<Cloud> {
@@ -1588,6 +1630,31 @@ mod tests {
                 .map(|(_, template)| template),
             Some("/ocean/{id}/rightSizing/recommendations")
         );
+    }
+
+    #[test]
+    fn encoded_ids_are_decoded_after_the_path_is_split() {
+        assert_eq!(
+            match_route("GET", "/aws/ec2/group/sig-1%2F..%2F%00%22%27%3Cb%3E/costs"),
+            Some((
+                Route::AwsGroupCosts("sig-1/../\0\"'<b>".to_string()),
+                "/aws/ec2/group/{id}/costs"
+            ))
+        );
+        assert_eq!(
+            match_route(
+                "POST",
+                "/ocean/o-1%27%22%3Ci%3E%2F../rightSizing/recommendations"
+            )
+            .map(|(route, _)| route),
+            Some(Route::RightsizingRecommendations(
+                "o-1'\"<i>/..".to_string()
+            ))
+        );
+        assert_eq!(match_route("GET", "/aws%2Fcosts"), None);
+        assert_eq!(match_route("GET", "/aws/ec2/group/sig-1%2/costs"), None);
+        assert_eq!(match_route("GET", "/aws/ec2/group/sig-1%+1/costs"), None);
+        assert_eq!(match_route("GET", "/aws/ec2/group/%FF/costs"), None);
     }
 
     #[test]

@@ -64,6 +64,15 @@ pub enum SpotError {
 
     #[error("{endpoint}: writing the streamed response failed: {message}")]
     Sink { endpoint: Endpoint, message: String },
+
+    /// An id from the API that cannot be one URL path segment (empty, `.` or `..`): sending it
+    /// would call another route. Every other id is percent-encoded as a single segment.
+    #[error("refusing to call {route} for the id {id:?}: an empty, `.` or `..` id cannot name one resource in a URL path")]
+    UnsafeId { route: &'static str, id: String },
+
+    /// The account's `cloudProvider` is none of AWS, GCP and Azure, so spotcost does not know its routes.
+    #[error("account {account} has a cloud provider spotcost does not know (its raw value is the accounts dataset's `cloud_provider`), so its {what} cannot be read; exclude the account (exclude_accounts) until spotcost supports that cloud")]
+    UnknownCloud { account: String, what: &'static str },
 }
 
 fn account_note(account: &Option<String>) -> String {
@@ -81,6 +90,64 @@ fn request_note(request_id: &Option<String>) -> String {
 }
 
 impl SpotError {
+    /// Applies `edit` to every text that came from a response (messages, codes, paths), e.g. to
+    /// redact a token a misbehaving server echoed back.
+    pub(crate) fn map_response_text(self, edit: impl Fn(String) -> String) -> SpotError {
+        match self {
+            SpotError::Unauthorized {
+                endpoint,
+                status,
+                account,
+                request_id,
+                message,
+            } => SpotError::Unauthorized {
+                endpoint,
+                status,
+                account,
+                request_id: request_id.map(&edit),
+                message: edit(message),
+            },
+            SpotError::Api {
+                endpoint,
+                status,
+                request_id,
+                code,
+                message,
+            } => SpotError::Api {
+                endpoint,
+                status,
+                request_id: request_id.map(&edit),
+                code: edit(code),
+                message: edit(message),
+            },
+            SpotError::GaveUp {
+                endpoint,
+                attempts,
+                last_error,
+            } => SpotError::GaveUp {
+                endpoint,
+                attempts,
+                last_error: edit(last_error),
+            },
+            SpotError::Decode {
+                endpoint,
+                json_path,
+                request_id,
+                message,
+            } => SpotError::Decode {
+                endpoint,
+                json_path: edit(json_path),
+                request_id: request_id.map(&edit),
+                message: edit(message),
+            },
+            SpotError::Sink { endpoint, message } => SpotError::Sink {
+                endpoint,
+                message: edit(message),
+            },
+            other => other,
+        }
+    }
+
     pub fn endpoint(&self) -> Option<&Endpoint> {
         match self {
             SpotError::Unauthorized { endpoint, .. }

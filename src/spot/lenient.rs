@@ -1,12 +1,61 @@
 //! Lenient decoding of Spot's JSON: numbers that arrive as strings, ids that arrive as numbers,
 //! and every timestamp format the API is known to send (../shared/spot-api.md §0, §12.6).
+//!
+//! Lenient about *form*, strict about *value*: a number must be finite and within
+//! ±[`MAX_MAGNITUDE`] (Rust's `"NaN".parse::<f64>()`, `"inf"` and `"1e999"` all succeed, so every
+//! numeric text goes through [`parse_number`]). A value outside that is an error naming its JSON
+//! path, never a NaN or an infinity in the lake. Negative values are kept as sent (a negative cost
+//! is a refund or a correction; the model's `marts__no_negative_costs` test flags it).
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde::de::{self, Deserializer, Visitor};
 use std::fmt;
 
+/// The largest magnitude a Spot number may have: no cost (USD), hour count, percentage, CPU or
+/// memory figure comes near 10^15, so anything beyond is a corrupt value, not a quantity. It also
+/// keeps sums finite: adding up even millions of such values cannot overflow an `f64`.
+pub const MAX_MAGNITUDE: f64 = 1e15;
+
+/// Checks a decoded number: finite and within ±[`MAX_MAGNITUDE`]. `-0` becomes `0`.
+pub fn check_number(value: f64) -> Result<f64, String> {
+    if !value.is_finite() {
+        return Err(format!("{value} is not a finite number"));
+    }
+    if value.abs() > MAX_MAGNITUDE {
+        return Err(format!(
+            "{value:e} is out of range (a Spot number is within ±1e15)"
+        ));
+    }
+    Ok(value + 0.0)
+}
+
+/// A numeric text (`"1470.80"`, `" 6 "`): blank is absent; anything that is not a finite number
+/// within ±[`MAX_MAGNITUDE`] is an error (`"NaN"`, `"inf"`, `"1e999"`, `"1,5"`, `"six"`).
+pub fn parse_number(raw: &str) -> Result<Option<f64>, String> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    let shown = shorten(raw, 40);
+    let value = trimmed
+        .parse::<f64>()
+        .map_err(|_| format!("expected a number, found the string {shown:?}"))?;
+    check_number(value)
+        .map(Some)
+        .map_err(|reason| format!("expected a number, found the string {shown:?}: {reason}"))
+}
+
+/// At most `max_chars` characters of `text`, with `…` when cut: for error messages.
+pub(crate) fn shorten(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
 /// A number that may arrive as a JSON number or as a numeric string (`"1470.80"`). `null` and `""`
-/// are absent. Use with `#[serde(default, deserialize_with = "lenient::num")]`.
+/// are absent; a non-finite or out-of-range value ([`check_number`]) is an error.
+/// Use with `#[serde(default, deserialize_with = "lenient::num")]`.
 pub fn num<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
     struct NumVisitor;
     impl<'de> Visitor<'de> for NumVisitor {
@@ -15,23 +64,16 @@ pub fn num<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D:
             f.write_str("a number or a numeric string")
         }
         fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-            Ok(Some(v))
+            check_number(v).map(Some).map_err(E::custom)
         }
         fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            Ok(Some(v as f64))
+            self.visit_f64(v as f64)
         }
         fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            Ok(Some(v as f64))
+            self.visit_f64(v as f64)
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            let trimmed = v.trim();
-            if trimmed.is_empty() {
-                return Ok(None);
-            }
-            trimmed
-                .parse::<f64>()
-                .map(Some)
-                .map_err(|_| E::custom(format!("expected a number, found the string {v:?}")))
+            parse_number(v).map_err(E::custom)
         }
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
             Ok(None)
@@ -85,6 +127,13 @@ pub fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>
     deserializer.deserialize_any(TextVisitor)
 }
 
+/// A string whose presence means something (`spotInstanceRequestId`): `null`, `""` and blanks
+/// are absent; anything but a string or null is an error.
+pub fn nonblank<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let value = <Option<String> as serde::Deserialize>::deserialize(deserializer)?;
+    Ok(value.filter(|text| !text.trim().is_empty()))
+}
+
 /// A timestamp in any format of §12.6, or epoch milliseconds as a number or string. Stored as UTC.
 pub fn time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error> {
     struct TimeVisitor;
@@ -99,7 +148,7 @@ pub fn time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<DateTim
             }
             parse_timestamp(v)
                 .map(Some)
-                .ok_or_else(|| E::custom(format!("unrecognised timestamp {v:?}")))
+                .ok_or_else(|| E::custom(format!("unrecognised timestamp {:?}", shorten(v, 40))))
         }
         fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
             from_epoch_millis(v)
@@ -110,6 +159,11 @@ pub fn time<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<DateTim
             self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
         }
         fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            // Out of range (or not finite) becomes i64::MIN/MAX/0 here, which is out of range
+            // below unless it is a real epoch-ms value.
+            if !v.is_finite() || v.abs() > 9.0e15 {
+                return Err(E::custom(format!("epoch milliseconds out of range: {v:e}")));
+            }
             self.visit_i64(v as i64)
         }
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
@@ -207,6 +261,57 @@ mod tests {
         assert_eq!(probe(r#"{"value": ""}"#).value, None);
         assert_eq!(probe(r#"{}"#).value, None);
         assert!(serde_json::from_str::<Probe>(r#"{"value": "six"}"#).is_err());
+    }
+
+    #[test]
+    fn non_finite_and_absurd_numbers_are_errors_naming_the_value() {
+        // Rust's f64 parser accepts all of these; the lake must never see a NaN or an infinity.
+        for raw in [
+            "NaN",
+            "nan",
+            "inf",
+            "-inf",
+            "+Infinity",
+            "1e999",
+            "-1e999",
+            "1e16",
+            "-2e15",
+        ] {
+            let error = serde_json::from_str::<Probe>(&format!(r#"{{"value": "{raw}"}}"#))
+                .err()
+                .unwrap_or_else(|| panic!("{raw} was accepted"));
+            assert!(error.to_string().contains(raw), "{raw}: {error}");
+        }
+        for json in [
+            r#"{"value": 1e308}"#,
+            r#"{"value": -1e308}"#,
+            r#"{"value": 18446744073709551615}"#,
+        ] {
+            assert!(serde_json::from_str::<Probe>(json).is_err(), "{json}");
+        }
+        // Negative numbers and the bounds themselves are kept; -0 is 0.
+        assert_eq!(probe(r#"{"value": -12.5}"#).value, Some(-12.5));
+        assert_eq!(probe(r#"{"value": "-1e15"}"#).value, Some(-1e15));
+        let zero = probe(r#"{"value": "-0"}"#).value.unwrap();
+        assert!(zero == 0.0 && zero.is_sign_positive());
+        assert_eq!(parse_number(" 6.00 "), Ok(Some(6.0)));
+        assert_eq!(parse_number(""), Ok(None));
+        assert!(parse_number("1,5").is_err());
+        let long = "9".repeat(100_000);
+        let message = parse_number(&format!("x{long}")).unwrap_err();
+        assert!(message.len() < 200, "{message}");
+    }
+
+    #[test]
+    fn timestamps_out_of_range_are_errors() {
+        for json in [
+            r#"{"at": 1e308}"#,
+            r#"{"at": -1e308}"#,
+            r#"{"at": 9223372036854775807}"#,
+            r#"{"at": "99999999999999999999"}"#,
+        ] {
+            assert!(serde_json::from_str::<Probe>(json).is_err(), "{json}");
+        }
     }
 
     #[test]

@@ -308,7 +308,8 @@ impl SpotClient {
         self.base_url.as_str()
     }
 
-    /// Every item of a JSON route, following `paginationInfo.nextKey` if the route paginates.
+    /// Every item of a JSON route, following `paginationInfo.nextKey` if the route paginates. A
+    /// `nextKey` seen before (a server that loops) is an error, not an endless walk.
     pub(crate) async fn items<T: DeserializeOwned + Send + 'static>(
         &self,
         call: Call,
@@ -316,14 +317,28 @@ impl SpotClient {
     ) -> Result<Vec<T>, SpotError> {
         let mut all = Vec::new();
         let mut call = call;
+        let mut seen_keys = std::collections::HashSet::new();
         loop {
+            if seen_keys.len() >= MAX_PAGES {
+                return Err(SpotError::Decode {
+                    endpoint: call.endpoint(),
+                    json_path: "response.paginationInfo.nextKey".into(),
+                    request_id: None,
+                    message: format!(
+                        "still another page after {MAX_PAGES}; stopping rather than paging forever"
+                    ),
+                });
+            }
             let endpoint = call.endpoint();
             let page: Page<T> = self
                 .execute(&call, move |response| {
                     let endpoint = endpoint.clone();
                     Box::pin(async move {
+                        let content_type = content_type(&response);
                         let body = read_body(response).await?;
-                        decode_items::<T>(&body, wrapper).map_err(|f| decode_failure(endpoint, f))
+                        decode_items::<T>(&body, wrapper).map_err(|failure| {
+                            decode_failure(endpoint, failure, content_type.as_deref(), &body)
+                        })
                     })
                 })
                 .await?;
@@ -335,6 +350,17 @@ impl SpotClient {
             );
             all.extend(page.items);
             match page.next_key {
+                Some(next_key) if !seen_keys.insert(next_key.clone()) => {
+                    return Err(SpotError::Decode {
+                        endpoint: call.endpoint(),
+                        json_path: "response.paginationInfo.nextKey".into(),
+                        request_id: page.request_id,
+                        message: format!(
+                            "the page key {:?} came back a second time; stopping rather than paging forever",
+                            lenient::shorten(&next_key, 80)
+                        ),
+                    });
+                }
                 Some(next_key) => {
                     call.query.retain(|(name, _)| *name != "nextKey");
                     call.query.push(("nextKey", next_key));
@@ -405,7 +431,9 @@ impl SpotClient {
                             Err(failure) => failure,
                         }
                     } else {
-                        let body = response.bytes().await.unwrap_or_default();
+                        let body = read_capped(response, MAX_ERROR_BODY_BYTES)
+                            .await
+                            .unwrap_or_default();
                         classify_status(&endpoint, call, status, &body, rate)
                     }
                 }
@@ -414,9 +442,9 @@ impl SpotClient {
             let (reason, wait) = match failure {
                 Failure::Fatal(error) => {
                     count_call(|s| &s.errors);
-                    return Err(error);
+                    return Err(error.map_response_text(|text| self.redact(text)));
                 }
-                Failure::Transient { reason, wait } => (reason, wait),
+                Failure::Transient { reason, wait } => (self.redact(reason), wait),
             };
             if attempt >= self.config.max_attempts.max(1) {
                 count_call(|s| &s.errors);
@@ -435,6 +463,12 @@ impl SpotClient {
             );
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// Removes the token, and anything shaped like a bearer credential, from text that came back
+    /// from a server (a misbehaving proxy may echo the request's headers into its body).
+    fn redact(&self, text: String) -> String {
+        redact_credentials(text, &self.config.token.0)
     }
 
     /// Exponential backoff with jitter: a random wait between half and all of base × 2^(attempt-1).
@@ -522,15 +556,117 @@ fn describe_transport_error(error: &reqwest::Error) -> String {
     )
 }
 
-async fn read_body(response: reqwest::Response) -> Result<Bytes, Failure> {
-    response.bytes().await.map_err(|error| Failure::Transient {
-        reason: describe_transport_error(&error),
-        wait: None,
-    })
+/// The most pages one listing may have: none of Spot's cost routes paginates today (§12.5).
+const MAX_PAGES: usize = 10_000;
+
+/// The most a JSON response may hold: far above any real Spot answer (a large organisation's
+/// detailed costs for a day are tens of MB), far below what would exhaust memory.
+const MAX_JSON_BODY_BYTES: usize = 512 << 20;
+
+/// The most of an error body that is read (it is only quoted, shortened, in the message).
+const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
+
+/// Replaces `token` (when it is long enough to be one) and every `Bearer <credential>` in `text`.
+fn redact_credentials(text: String, token: &str) -> String {
+    const MARK: &str = "bearer ";
+    let text = if token.len() >= 4 && text.contains(token) {
+        text.replace(token, "<redacted>")
+    } else {
+        text
+    };
+    let lower = text.to_ascii_lowercase();
+    if !lower.contains(MARK) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut position = 0;
+    while let Some(found) = lower[position..].find(MARK) {
+        let start = position + found + MARK.len();
+        let end = lower[start..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ';' | '\\'))
+            .map_or(text.len(), |offset| start + offset);
+        out.push_str(&text[position..start]);
+        if end > start {
+            out.push_str("<redacted>");
+        }
+        position = end;
+    }
+    out.push_str(&text[position..]);
+    out
 }
 
-fn decode_failure(endpoint: Endpoint, failure: DecodeFailure) -> Failure {
-    if failure.is_syntax {
+fn content_type(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Reads a body of at most `limit` bytes; a longer one is an error, not an allocation.
+async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Bytes, Failure> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(Failure::Transient {
+            reason: format!(
+                "the body announced {} bytes, more than the {limit} spotcost reads",
+                response.content_length().unwrap_or_default()
+            ),
+            wait: None,
+        });
+    }
+    let mut body = bytes::BytesMut::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(Failure::Transient {
+                        reason: format!("the body exceeded the {limit} bytes spotcost reads"),
+                        wait: None,
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body.freeze()),
+            Err(error) => {
+                return Err(Failure::Transient {
+                    reason: describe_transport_error(&error),
+                    wait: None,
+                })
+            }
+        }
+    }
+}
+
+async fn read_body(response: reqwest::Response) -> Result<Bytes, Failure> {
+    read_capped(response, MAX_JSON_BODY_BYTES).await
+}
+
+/// A 200 whose body did not decode. Broken JSON (a cut-off body) and a body that is not JSON at
+/// all (an empty body, a proxy's HTML page) are worth a retry, and the message says what came
+/// back; a body of the wrong shape is final and names the JSON path.
+fn decode_failure(
+    endpoint: Endpoint,
+    failure: DecodeFailure,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Failure {
+    if failure.is_syntax && body.iter().all(u8::is_ascii_whitespace) {
+        Failure::Transient {
+            reason: format!("200 with {}", envelope::describe_body(content_type, body)),
+            wait: None,
+        }
+    } else if failure.is_syntax && !envelope::looks_like_json(body) {
+        Failure::Transient {
+            reason: format!(
+                "200 with a non-JSON body ({})",
+                envelope::describe_body(content_type, body)
+            ),
+            wait: None,
+        }
+    } else if failure.is_syntax {
         Failure::Transient {
             reason: format!(
                 "malformed JSON at {}: {}",
@@ -583,6 +719,22 @@ mod tests {
         assert!(!format!("{config:?}").contains("s3cret"));
         let client = SpotClient::new(config).unwrap();
         assert!(!format!("{client:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn credentials_in_response_text_are_redacted() {
+        let redact = |text: &str| redact_credentials(text.to_owned(), "s3cret-token");
+        assert_eq!(
+            redact("echo: Authorization: Bearer s3cret-token, and s3cret-token again"),
+            "echo: Authorization: Bearer <redacted>, and <redacted> again"
+        );
+        assert_eq!(
+            redact("bearer abc\"x\" BEARER def"),
+            "bearer <redacted>\"x\" BEARER <redacted>"
+        );
+        assert_eq!(redact("Bearer "), "Bearer ");
+        assert_eq!(redact("nothing here ünïcode"), "nothing here ünïcode");
+        assert_eq!(redact_credentials("a b".into(), ""), "a b");
     }
 
     #[test]

@@ -5,14 +5,23 @@ use reqwest::header::HeaderMap;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 #[derive(Debug, Default)]
 struct RouteBudget {
-    /// Requests left in the current window, as last reported minus those sent since.
+    /// Requests left in the current window: the lowest count reported since the budget was last
+    /// learnt, minus the requests sent since. A response counts only the requests that reached the
+    /// server before it, not those still in flight, so a higher count than ours is stale.
     remaining: Option<u64>,
     /// No request on this route before this instant.
     resume_at: Option<Instant>,
+    /// While the budget is unknown (a route's first request, or the first after a reset) one
+    /// request goes alone to learn it; the others wait for its answer, or until this instant if
+    /// none comes (a timeout, a dropped connection).
+    probe_until: Option<Instant>,
+    /// The server reports no `X-RateLimit-Remaining` on this route: there is no budget to keep.
+    unmetered: bool,
 }
 
 /// What a response said about the budget of its route.
@@ -32,10 +41,13 @@ impl RateHeaders {
                 .and_then(|text| text.trim().parse::<f64>().ok())
                 .filter(|value| value.is_finite() && *value >= 0.0)
         };
+        // `Duration::from_secs_f64` panics past ~1.8e19 s: clamp first (a hostile `1e308`).
+        let seconds =
+            |value: f64| Duration::from_secs_f64(value.min(MAX_HEADER_WAIT.as_secs_f64()));
         RateHeaders {
             remaining: number("x-ratelimit-remaining").map(|v| v as u64),
-            reset: number("x-ratelimit-reset").map(Duration::from_secs_f64),
-            retry_after: number("retry-after").map(Duration::from_secs_f64),
+            reset: number("x-ratelimit-reset").map(seconds),
+            retry_after: number("retry-after").map(seconds),
         }
     }
 
@@ -48,6 +60,10 @@ impl RateHeaders {
     }
 }
 
+/// The longest wait a response header can impose. Spot's window is 60 s; a reset beyond this is
+/// taken as this, so a garbled header cannot park a run for days (or overflow a `Duration`).
+const MAX_HEADER_WAIT: Duration = Duration::from_secs(300);
+
 /// While the budget of a route is exhausted and nobody has said when it resets, callers poll at this pace.
 const UNKNOWN_RESET_POLL: Duration = Duration::from_secs(1);
 /// A 429 that names no reset time still holds the route back this long.
@@ -56,12 +72,20 @@ const MINIMUM_THROTTLE: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub(crate) struct RateBudgets {
     routes: Mutex<HashMap<(&'static str, &'static str), RouteBudget>>,
+    /// Woken by every response, so callers waiting for a probe's answer go on at once.
+    observed: Notify,
 }
 
 impl RateBudgets {
     /// Waits until the route may take one more request, and counts that request against it.
+    /// Never more requests in flight on a route than its budget has left: while the budget is
+    /// unknown, one request learns it and the others wait for its answer.
     pub(crate) async fn wait_turn(&self, method: &'static str, route: &'static str) {
         loop {
+            // Registered before the budget is read, so an answer that comes in between still wakes us.
+            let observed = self.observed.notified();
+            tokio::pin!(observed);
+            observed.as_mut().enable();
             let wait = {
                 let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
                 let budget = routes.entry((method, route)).or_default();
@@ -69,9 +93,10 @@ impl RateBudgets {
                 match budget.resume_at {
                     Some(at) if at > now => at - now,
                     Some(_) => {
-                        // The window has reset: the next response tells the new budget.
+                        // The window has reset: this request learns the new budget.
                         budget.resume_at = None;
                         budget.remaining = None;
+                        budget.probe_until = Some(now + UNKNOWN_RESET_POLL);
                         return;
                     }
                     None => match budget.remaining {
@@ -85,11 +110,21 @@ impl RateBudgets {
                             budget.remaining = Some(left - 1);
                             return;
                         }
-                        None => return,
+                        None if budget.unmetered => return,
+                        None => match budget.probe_until {
+                            Some(until) if until > now => until - now,
+                            _ => {
+                                budget.probe_until = Some(now + UNKNOWN_RESET_POLL);
+                                return;
+                            }
+                        },
                     },
                 }
             };
-            tokio::time::sleep(wait).await;
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = &mut observed => {}
+            }
         }
     }
 
@@ -103,8 +138,14 @@ impl RateBudgets {
     ) {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         let budget = routes.entry((method, route)).or_default();
-        if let Some(remaining) = headers.remaining {
-            budget.remaining = Some(remaining);
+        budget.probe_until = None;
+        match headers.remaining {
+            Some(reported) => {
+                budget.unmetered = false;
+                budget.remaining =
+                    Some(budget.remaining.map_or(reported, |ours| ours.min(reported)));
+            }
+            None => budget.unmetered = status != 429,
         }
         let exhausted = status == 429 || headers.remaining == Some(0);
         if exhausted {
@@ -118,6 +159,8 @@ impl RateBudgets {
             // until the reset.
             budget.remaining = None;
         }
+        drop(routes);
+        self.observed.notify_waiters();
     }
 }
 
@@ -139,6 +182,88 @@ mod tests {
             RateHeaders::read(&headers).wait(),
             Some(Duration::from_secs(5))
         );
+    }
+
+    #[test]
+    fn absurd_headers_are_clamped_or_ignored_never_a_panic() {
+        for (reset, remaining) in [
+            ("1e308", "1e308"),
+            ("1e999", "-1"),
+            ("NaN", "NaN"),
+            ("inf", "18446744073709551616"),
+            ("-5", "x"),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert("X-RateLimit-Reset", HeaderValue::from_static(reset));
+            headers.insert("X-RateLimit-Remaining", HeaderValue::from_static(remaining));
+            headers.insert("Retry-After", HeaderValue::from_static(reset));
+            let read = RateHeaders::read(&headers);
+            assert!(
+                read.wait().unwrap_or_default() <= MAX_HEADER_WAIT,
+                "{reset}"
+            );
+            RateBudgets::default().observe("GET", "/a", 429, read);
+        }
+    }
+
+    fn reported(remaining: Option<u64>) -> RateHeaders {
+        RateHeaders {
+            remaining,
+            reset: remaining.map(|_| Duration::ZERO),
+            retry_after: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unknown_budget_is_learnt_by_one_request_while_the_others_wait() {
+        let budgets = std::sync::Arc::new(RateBudgets::default());
+        let start = Instant::now();
+        budgets.wait_turn("GET", "/a").await;
+        let second = tokio::spawn({
+            let budgets = std::sync::Arc::clone(&budgets);
+            async move {
+                budgets.wait_turn("GET", "/a").await;
+                Instant::now()
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !second.is_finished(),
+            "a second request went out before the budget was known"
+        );
+        budgets.observe("GET", "/a", 200, reported(Some(5)));
+        assert_eq!(second.await.unwrap() - start, Duration::from_millis(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stale_higher_count_does_not_reopen_a_spent_budget() {
+        let budgets = RateBudgets::default();
+        budgets.wait_turn("GET", "/a").await;
+        budgets.observe("GET", "/a", 200, reported(Some(2)));
+        let start = Instant::now();
+        budgets.wait_turn("GET", "/a").await;
+        budgets.wait_turn("GET", "/a").await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        // Answered before those two reached the server: one left then, none now.
+        budgets.observe("GET", "/a", 200, reported(Some(1)));
+        budgets.wait_turn("GET", "/a").await;
+        assert!(
+            start.elapsed() >= UNKNOWN_RESET_POLL,
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_route_without_rate_headers_is_not_held_back() {
+        let budgets = RateBudgets::default();
+        budgets.wait_turn("GET", "/a").await;
+        budgets.observe("GET", "/a", 200, reported(None));
+        let start = Instant::now();
+        for _ in 0..10 {
+            budgets.wait_turn("GET", "/a").await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]

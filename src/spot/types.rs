@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 type Time = Option<DateTime<Utc>>;
 
 /// `GET /setup/account` (§1). List items use `accountId`, create responses `id`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Account {
     #[serde(alias = "id")]
@@ -26,23 +26,28 @@ pub struct Account {
     pub created_at: Time,
 }
 
-/// Which cloud an account (and so its endpoints) belongs to. Accounts without a provider are AWS.
+/// Which cloud an account (and so its endpoints) belongs to. Accounts without a provider (absent
+/// or blank) are AWS, as Spot's oldest accounts are; a provider spotcost does not know is
+/// `Unknown`, never guessed into one of the others: every per-account call for it fails with
+/// [`super::SpotError::UnknownCloud`], so the run says so instead of reading the wrong routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Cloud {
     Aws,
     Gcp,
     Azure,
+    Unknown,
 }
 
 impl Cloud {
     pub fn of(cloud_provider: Option<&str>) -> Cloud {
-        match cloud_provider
-            .map(|p| p.trim().to_ascii_uppercase())
-            .as_deref()
-        {
-            Some("GCP") | Some("GCE") | Some("GOOGLE") => Cloud::Gcp,
-            Some("AZURE") | Some("AZ") => Cloud::Azure,
-            _ => Cloud::Aws,
+        let Some(provider) = cloud_provider.map(str::trim).filter(|p| !p.is_empty()) else {
+            return Cloud::Aws;
+        };
+        match provider.to_ascii_uppercase().as_str() {
+            "AWS" | "AMAZON" => Cloud::Aws,
+            "GCP" | "GCE" | "GOOGLE" => Cloud::Gcp,
+            "AZURE" | "AZ" => Cloud::Azure,
+            _ => Cloud::Unknown,
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -50,11 +55,12 @@ impl Cloud {
             Cloud::Aws => "aws",
             Cloud::Gcp => "gcp",
             Cloud::Azure => "azure",
+            Cloud::Unknown => "unknown",
         }
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Capacity {
     #[serde(default, deserialize_with = "lenient::num")]
@@ -67,7 +73,7 @@ pub struct Capacity {
     pub unit: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Tag {
     #[serde(default, alias = "key")]
@@ -77,7 +83,7 @@ pub struct Tag {
 }
 
 /// `GET /aws/ec2/group`, `GET /gcp/gce/group` (§2).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Group {
     pub id: String,
@@ -97,7 +103,7 @@ pub struct Group {
     pub updated_at: Time,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupStrategy {
     #[serde(default, deserialize_with = "lenient::num")]
@@ -110,7 +116,7 @@ pub struct GroupStrategy {
     pub fallback_to_od: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupCompute {
     #[serde(default)]
@@ -121,7 +127,7 @@ pub struct GroupCompute {
     pub launch_specification: Option<LaunchSpecification>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupInstanceTypes {
     #[serde(default)]
@@ -135,7 +141,7 @@ pub struct GroupInstanceTypes {
     pub preferred_type: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LaunchSpecification {
     #[serde(default)]
@@ -145,7 +151,7 @@ pub struct LaunchSpecification {
 }
 
 /// `GET /aws/emr/mrScaler`: flat or wrapped in `mrScaler` (§4.3).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EmrScaler {
     pub id: String,
@@ -160,7 +166,7 @@ pub struct EmrScaler {
 }
 
 /// `GET /aws/ec2/managedInstance`: list items wrap their settings in `config` (§6.1).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ManagedInstance {
     pub id: String,
@@ -178,7 +184,7 @@ pub struct ManagedInstance {
     pub updated_at: Time,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ManagedInstanceStrategy {
     #[serde(default)]
@@ -187,13 +193,13 @@ pub struct ManagedInstanceStrategy {
     pub orientation: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct ValueUnit {
     #[serde(default, deserialize_with = "lenient::num")]
     pub value: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct CostPair {
     #[serde(default, deserialize_with = "lenient::num")]
     pub actual: Option<f64>,
@@ -203,7 +209,7 @@ pub struct CostPair {
 
 /// The `{running, savings, costs}` item of group, scaler and managed-instance cost routes (§3, §4, §6.2),
 /// and one instance of `/costs/detailed` (§3.2).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CostItem {
     #[serde(default, deserialize_with = "lenient::time")]
@@ -218,8 +224,8 @@ pub struct CostItem {
     pub group_id: Option<String>,
     #[serde(default)]
     pub instance_id: Option<String>,
-    /// Present (and not null) for spot instances only.
-    #[serde(default)]
+    /// Present (and not null or blank) for spot instances only.
+    #[serde(default, deserialize_with = "lenient::nonblank")]
     pub spot_instance_request_id: Option<String>,
     #[serde(default)]
     pub instance_type: Option<String>,
@@ -240,7 +246,7 @@ impl CostItem {
 }
 
 /// The per-lifecycle block of account costs: `spot` (AWS), `preemptible` (GCP), `lowPriority` (Azure).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LifecycleCosts {
     #[serde(default, deserialize_with = "lenient::num")]
@@ -254,7 +260,7 @@ pub struct LifecycleCosts {
 }
 
 /// `GET /aws/costs`, `/gcp/gce/costs`, `/azure/costs` (§4, §5).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountCostItem {
     #[serde(default, deserialize_with = "lenient::time")]
@@ -268,7 +274,7 @@ pub struct AccountCostItem {
 }
 
 /// Ocean cluster lists (§7.1); GKE items may be wrapped in `cluster`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OceanCluster {
     pub id: String,
@@ -288,7 +294,7 @@ pub struct OceanCluster {
     pub updated_at: Time,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GkeInfo {
     #[serde(default)]
@@ -297,7 +303,7 @@ pub struct GkeInfo {
     pub master_location: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AksInfo {
     #[serde(default)]
@@ -309,13 +315,13 @@ pub struct AksInfo {
 }
 
 /// `{total}` leaves of the aggregated-cost tree.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct Total {
     #[serde(default, deserialize_with = "lenient::num")]
     pub total: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct ComputeSummary {
     #[serde(default, deserialize_with = "lenient::num")]
     pub total: Option<f64>,
@@ -325,7 +331,7 @@ pub struct ComputeSummary {
     pub headroom: Option<Total>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Networking {
     #[serde(default, deserialize_with = "lenient::num")]
@@ -333,7 +339,7 @@ pub struct Networking {
 }
 
 /// CostSummary of §7.3.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct CostSummary {
     #[serde(default, deserialize_with = "lenient::num")]
     pub total: Option<f64>,
@@ -345,7 +351,7 @@ pub struct CostSummary {
     pub networking: Option<Networking>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct ResourceMetadata {
     #[serde(default)]
     pub name: Option<String>,
@@ -356,7 +362,7 @@ pub struct ResourceMetadata {
 }
 
 /// One resource of an aggregation: a workload, or the `UnusedStorage` pseudo-resource.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct CostResource {
     #[serde(default, alias = "metaData", alias = "MetaData")]
     pub metadata: Option<ResourceMetadata>,
@@ -370,7 +376,7 @@ pub struct CostResource {
     pub networking: Option<Networking>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct Aggregation {
     #[serde(default)]
     pub summary: Option<CostSummary>,
@@ -378,7 +384,7 @@ pub struct Aggregation {
     pub resources: Vec<CostResource>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DetailedCosts {
     #[serde(default)]
@@ -387,7 +393,7 @@ pub struct DetailedCosts {
     pub aggregations: BTreeMap<String, Aggregation>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TotalForDuration {
     #[serde(default, deserialize_with = "lenient::time")]
@@ -400,7 +406,7 @@ pub struct TotalForDuration {
     pub detailed_costs: Option<DetailedCosts>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AggregatedResult {
     #[serde(default)]
@@ -408,7 +414,7 @@ pub struct AggregatedResult {
 }
 
 /// `POST …/aggregatedCosts` (§7.3): one item `{result: {totalForDuration}}`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AggregatedCostsItem {
     #[serde(default)]
@@ -427,7 +433,7 @@ impl AggregatedCostsItem {
 }
 
 /// A container of a right-sizing item, v1 or v2 (§8), casing variants aliased.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RightsizingContainer {
     #[serde(default, alias = "containerName")]
@@ -454,7 +460,7 @@ pub struct RightsizingContainer {
 
 /// A right-sizing item: v2 `recommendations` (§8.2) or v1 `suggestion` (§8.1), which name the
 /// workload differently (`workloadName` / `resourceName`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RightsizingItem {
     #[serde(default)]
@@ -503,7 +509,7 @@ pub struct Rightsizing {
 }
 
 /// `GET /aws/potentialSavings` (§9.1); `potentialSavings` is monthly USD.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PotentialSaving {
     #[serde(default)]
@@ -521,7 +527,7 @@ pub struct PotentialSaving {
 }
 
 /// `GET /audit/events` (§11). `context` is a string holding JSON.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEvent {
     #[serde(default)]

@@ -10,7 +10,7 @@ use std::process::Command;
 const HOSTILE: &str = "<script>alert(1)</script>";
 const FORMULA: &str = "=HYPERLINK(\"x\")";
 
-fn chromium() -> Option<PathBuf> {
+pub(crate) fn chromium() -> Option<PathBuf> {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()
         .map(PathBuf::from)
@@ -78,13 +78,13 @@ fn the_csv_neutralises_formulas() {
 
 /// What headless chromium made of a page: its DOM, its log, and the URLs the page itself
 /// requested (requests the browser makes for itself carry the initiator "not an origin").
-struct Visit {
-    dom: String,
-    log: String,
-    page_requests: Vec<String>,
+pub(crate) struct Visit {
+    pub(crate) dom: String,
+    pub(crate) log: String,
+    pub(crate) page_requests: Vec<String>,
 }
 
-fn visit(chromium: &Path, page: &Path, scratch: &Path) -> Visit {
+pub(crate) fn visit(chromium: &Path, page: &Path, scratch: &Path) -> Visit {
     let net_log = scratch.join("net-log.json");
     let output = Command::new(chromium)
         .args([

@@ -387,7 +387,11 @@ async fn sigterm_stops_a_run_cleanly_and_the_next_run_completes() {
     assert!(!data_dir.join("reports").exists());
     let again = output(run_command(&server, &config, now)).await;
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
-    assert!(text(&again).contains("spotcost run 2026-03-10T02:15:00.000Z: ok"));
+    let summary = String::from_utf8_lossy(&again.stdout).into_owned();
+    assert!(
+        summary.starts_with("spotcost run 2026-03-10T02:15:") && summary.contains(": ok in"),
+        "{summary}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
