@@ -252,15 +252,13 @@ pub async fn run(command: Command, env: Environment, clock: Clock) -> anyhow::Re
             let file = env.load_config(args.locations.config.as_deref())?;
             let settings = file.model_settings(args.shared_cost_policy.as_deref())?;
             let data_dir = env.data_dir(args.locations.data_dir, &file);
-            let mut job = Job::begin("model", &data_dir, &clock)?;
             let stages = Stages {
                 extract: None,
                 model: Some((file.queries_dir(), settings)),
                 reports: None,
                 shutdown,
             };
-            let outcome = run_stages(&mut job, stages).await.map(drop);
-            job.end(outcome, exit_code)
+            run_job("model", &data_dir, &clock, stages).await
         }
         Command::Report(args) => {
             let file = env.load_config(args.config.as_deref())?;
@@ -282,6 +280,18 @@ pub async fn run(command: Command, env: Environment, clock: Clock) -> anyhow::Re
             job.end(outcome.map(drop), exit_code)
         }
     }
+}
+
+/// Runs `stages` as one job: the lock, the run record, the summary line and the outcome.
+async fn run_job(
+    command: &str,
+    data_dir: &std::path::Path,
+    clock: &Clock,
+    stages: Stages,
+) -> anyhow::Result<bool> {
+    let mut job = Job::begin(command, data_dir, clock)?;
+    let outcome = run_stages(&mut job, stages).await.map(drop);
+    job.end(outcome, exit_code)
 }
 
 /// Cancels `shutdown` on the first SIGTERM or SIGINT, so the run in progress stops cleanly.
@@ -363,15 +373,13 @@ async fn extract(
         today,
         shutdown.clone(),
     );
-    let mut job = Job::begin("extract", &settings.data_dir, clock)?;
     let stages = Stages {
         extract: Some((client, plan)),
         model: None,
         reports: None,
         shutdown,
     };
-    let outcome = run_stages(&mut job, stages).await.map(drop);
-    job.end(outcome, exit_code)
+    run_job("extract", &settings.data_dir, clock, stages).await
 }
 
 async fn backfill(
@@ -433,15 +441,13 @@ async fn backfill(
         datasets = settings.datasets.len(),
         "backfilling; the nightly watermarks stay where they are"
     );
-    let mut job = Job::begin("backfill", &settings.data_dir, clock)?;
     let stages = Stages {
         extract: Some((client, plan)),
         model: None,
         reports: None,
         shutdown,
     };
-    let outcome = run_stages(&mut job, stages).await.map(drop);
-    job.end(outcome, exit_code)
+    run_job("backfill", &settings.data_dir, clock, stages).await
 }
 
 /// `spotcost run`: the nightly job. Reads the configuration afresh each time (the scheduler calls it
@@ -470,15 +476,13 @@ async fn nightly(
     };
     let client = Arc::new(SpotClient::new(settings.client.clone())?);
     let plan = extract_plan(&settings, days, today, shutdown.clone());
-    let mut job = Job::begin("run", &settings.data_dir, clock)?;
     let stages = Stages {
         extract: Some((client, plan)),
         model: Some((file.queries_dir(), model_settings)),
         reports: Some(file.reports_dir()),
         shutdown,
     };
-    let outcome = run_stages(&mut job, stages).await.map(drop);
-    job.end(outcome, exit_code)
+    run_job("run", &settings.data_dir, clock, stages).await
 }
 
 /// `spotcost schedule`: the nightly job at every fire time of a cron expression, one at a time.
