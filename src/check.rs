@@ -122,6 +122,7 @@ pub async fn run(args: CheckArgs, env: &Environment, clock: &Clock) -> anyhow::R
             data_dir: args.locations.data_dir,
             api_url: args.api_url,
             accounts: None,
+            shard: None,
         },
     )?;
     file.model_settings(None)?;

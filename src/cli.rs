@@ -6,7 +6,7 @@ use crate::config::{ConfigError, Environment, FileConfig, Overrides, Settings, E
 use crate::extract::{Dataset, Grain};
 use crate::models;
 use crate::pipeline::{
-    run_stages, DayPlan, ExtractPlan, Job, PipelineError, Stages, StagesOutcome,
+    run_stages, DayPlan, ExtractPlan, Job, PipelineError, Shard, Stages, StagesOutcome,
 };
 use crate::schedule::{run_scheduler, Clock, CronSchedule};
 use crate::sim::{Scale, SimConfig, SimServer, DEFAULT_TOKEN};
@@ -53,7 +53,7 @@ pub enum Command {
     /// Write the CSV and HTML reports of DIR/warehouse.duckdb into DIR/reports/<today>/.
     Report(Locations),
     /// The nightly job: extract incrementally from the watermarks (re-reading the lookback), model, report.
-    Run(Locations),
+    Run(RunArgs),
     /// Load a past range of usage days without moving the nightly watermarks.
     Backfill(BackfillArgs),
     /// Run the nightly job on a cron schedule, in the foreground, until SIGTERM or SIGINT.
@@ -89,8 +89,23 @@ pub struct BackfillArgs {
     /// Account ids, comma-separated. Default: the configured accounts.
     #[arg(long, value_delimiter = ',')]
     pub accounts: Option<Vec<String>>,
+    /// Extract only shard I of N (`I/N`): the accounts whose id hashes to it, and the
+    /// organisation-wide datasets in shard 1. Default: `shard` from the config, else everything.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<Shard>,
     #[command(flatten)]
     pub locations: Locations,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub locations: Locations,
+    /// Extract only shard I of N (`I/N`): the accounts whose id hashes to it, and the
+    /// organisation-wide datasets in shard 1. Default: `shard` from the config, else everything. A
+    /// shard extracts only; models and reports are built where the shards' lakes are merged.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<Shard>,
 }
 
 #[derive(Debug, Args)]
@@ -129,6 +144,9 @@ pub struct ModelArgs {
     /// How shared Ocean cost is spread: none, proportional or even. Default: the config's, else proportional.
     #[arg(long)]
     pub shared_cost_policy: Option<String>,
+    /// Rebuild every day from the lake, even when only some days' files changed since the last build.
+    #[arg(long)]
+    pub full: bool,
 }
 
 #[derive(Debug, Args)]
@@ -172,6 +190,9 @@ pub struct SimulateArgs {
     /// Days before today whose costs are provisional (90 % of the running time) until restated (0: off).
     #[arg(long, default_value_t = 0)]
     pub restatement_days: u32,
+    /// Serve this CSV file as every instance-cost export (a recorded Spot export, replayed as is).
+    #[arg(long, value_name = "FILE")]
+    pub instance_costs_export: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -193,6 +214,14 @@ pub struct ExtractArgs {
     /// Spot API base URL. Default: SPOTINST_API_URL, else https://api.spotinst.io.
     #[arg(long)]
     pub api_url: Option<String>,
+    /// Extract only shard I of N (`I/N`): the accounts whose id hashes to it, and the
+    /// organisation-wide datasets in shard 1. Default: `shard` from the config, else everything.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+}
+
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    text.parse()
 }
 
 fn parse_dataset(name: &str) -> Result<Dataset, String> {
@@ -231,10 +260,10 @@ pub async fn run(command: Command, env: Environment, clock: Clock) -> anyhow::Re
     let _signals = listen_for_signals(shutdown.clone());
     match command {
         Command::Demo(args) => demo(args, &clock, shutdown).await,
-        Command::Simulate(args) => simulate(args).await.map(|()| true),
+        Command::Simulate(args) => simulate(args, shutdown).await.map(|()| true),
         Command::Extract(args) => extract(args, &env, &clock, shutdown).await,
         Command::Backfill(args) => backfill(args, &env, &clock, shutdown).await,
-        Command::Run(args) => nightly(&args, &env, &clock, shutdown).await,
+        Command::Run(args) => nightly(&args.locations, args.shard, &env, &clock, shutdown).await,
         Command::Schedule(args) => schedule(args, &env, &clock, shutdown).await,
         Command::Check(args) => check::run(args, &env, &clock).await,
         Command::Config(args) => {
@@ -250,7 +279,10 @@ pub async fn run(command: Command, env: Environment, clock: Clock) -> anyhow::Re
         }
         Command::Model(args) => {
             let file = env.load_config(args.locations.config.as_deref())?;
-            let settings = file.model_settings(args.shared_cost_policy.as_deref())?;
+            let mut settings = file.model_settings(args.shared_cost_policy.as_deref())?;
+            if args.full {
+                settings.rebuild = models::Rebuild::Full;
+            }
             let data_dir = env.data_dir(args.locations.data_dir, &file);
             let stages = Stages {
                 extract: None,
@@ -340,6 +372,7 @@ fn extract_plan(
         default_account: settings.default_account.clone(),
         namespace_label_keys: settings.namespace_label_keys.clone(),
         parallel_items: settings.client.concurrency,
+        shard: settings.shard,
         shutdown,
     }
 }
@@ -358,6 +391,7 @@ async fn extract(
             data_dir: args.locations.data_dir,
             api_url: args.api_url,
             accounts: args.accounts,
+            shard: args.shard,
         },
     )?;
     if let Some(datasets) = args.datasets {
@@ -396,6 +430,7 @@ async fn backfill(
             data_dir: args.locations.data_dir,
             api_url: None,
             accounts: args.accounts,
+            shard: args.shard,
         },
     )?;
     let today = clock().date_naive();
@@ -454,6 +489,7 @@ async fn backfill(
 /// once per fire time), so a fixed config file or a rotated token is picked up by the next run.
 async fn nightly(
     args: &Locations,
+    shard: Option<Shard>,
     env: &Environment,
     clock: &Clock,
     shutdown: CancellationToken,
@@ -465,6 +501,7 @@ async fn nightly(
         env.clone(),
         Overrides {
             data_dir: args.data_dir.clone(),
+            shard,
             ..Overrides::default()
         },
     )?;
@@ -476,10 +513,15 @@ async fn nightly(
     };
     let client = Arc::new(SpotClient::new(settings.client.clone())?);
     let plan = extract_plan(&settings, days, today, shutdown.clone());
+    // A shard holds part of the lake: the models and reports are built where the lakes merge.
+    let whole = settings.shard.is_none();
+    if let Some(shard) = settings.shard {
+        tracing::info!(%shard, "shard run: extracting only; build the models and reports where the shards' lakes are merged");
+    }
     let stages = Stages {
         extract: Some((client, plan)),
-        model: Some((file.queries_dir(), model_settings)),
-        reports: Some(file.reports_dir()),
+        model: whole.then(|| (file.queries_dir(), model_settings)),
+        reports: whole.then(|| file.reports_dir()),
         shutdown,
     };
     run_job("run", &settings.data_dir, clock, stages).await
@@ -520,7 +562,7 @@ async fn schedule(
             let shutdown = shutdown.clone();
             async move {
                 tracing::info!(fire_time = %fire_time, "scheduled run starting");
-                match nightly(&locations, env, clock, shutdown).await {
+                match nightly(&locations, None, env, clock, shutdown).await {
                     Ok(succeeded) => succeeded,
                     Err(error) => {
                         tracing::error!("{error:#}");
@@ -569,6 +611,7 @@ async fn demo(args: DemoArgs, clock: &Clock, shutdown: CancellationToken) -> any
         default_account: None,
         namespace_label_keys: file.label_keys(),
         parallel_items: 8,
+        shard: None,
         shutdown: shutdown.clone(),
     };
     let mut job = Job::begin("demo", &args.data_dir, clock)?;
@@ -600,7 +643,7 @@ async fn demo(args: DemoArgs, clock: &Clock, shutdown: CancellationToken) -> any
     job.end(outcome.map(drop), exit_code)
 }
 
-async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+async fn simulate(args: SimulateArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     if !args.listen.ip().is_loopback() {
         anyhow::bail!(ConfigError::OutOfRange {
             key: "--listen",
@@ -615,6 +658,10 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             value: args.fault_rate.to_string(),
         });
     }
+    if let Some(path) = &args.instance_costs_export {
+        std::fs::File::open(path)
+            .with_context(|| format!("--instance-costs-export {}", path.display()))?;
+    }
     let config = SimConfig {
         seed: args.seed,
         scale: args.scale,
@@ -626,16 +673,16 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         today: args.today,
         restatement_days: args.restatement_days,
         hostile_names: false,
+        instance_costs_export_file: args.instance_costs_export,
     };
     let server = SimServer::start(args.listen, config)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     // The first line of stdout is the URL, for scripts to read.
     println!("{}", server.url());
-    tracing::info!(url = %server.url(), "Spot API simulator listening; Ctrl-C stops it");
-    tokio::signal::ctrl_c()
+    tracing::info!(url = %server.url(), "Spot API simulator listening; Ctrl-C or SIGTERM stops it");
+    server
+        .run_until(shutdown.cancelled())
         .await
-        .context("waiting for Ctrl-C")?;
-    server.shutdown().await;
-    Ok(())
+        .context("serving the simulator")
 }

@@ -4,6 +4,7 @@
 //! error message, and refuses a token file that others may read.
 
 use crate::extract::Dataset;
+use crate::pipeline::Shard;
 use crate::spot::{ClientConfig, Token, DEFAULT_BASE_URL};
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -58,6 +59,9 @@ pub struct FileConfig {
     pub accounts: Option<Vec<String>>,
     /// Accounts to leave out.
     pub exclude_accounts: Option<Vec<String>>,
+    /// `"i/n"`: this machine extracts shard i of n (accounts split by a stable hash of their id;
+    /// organisation-wide datasets in shard 1); default: everything.
+    pub shard: Option<String>,
     /// Datasets the nightly job extracts; default: all.
     pub datasets: Option<Vec<String>>,
     /// The first usage day of a nightly job with no state yet; default: 30 days before the run.
@@ -82,6 +86,11 @@ pub struct FileConfig {
     pub shared_cost_policy: Option<String>,
     /// Where the SQL models live; default `./queries`, else the ones spotcost was built with.
     pub queries_dir: Option<PathBuf>,
+    /// DuckDB's memory cap while building the warehouse, e.g. `"2GB"`; beyond it DuckDB spills to
+    /// disk inside the data dir. Default: DuckDB's own (80 % of the machine's memory).
+    pub duckdb_memory_limit: Option<String>,
+    /// DuckDB's worker threads while building the warehouse; default: one per core.
+    pub duckdb_threads: Option<usize>,
     /// Where the report definitions live; default `./reports`, else the ones spotcost was built with.
     pub reports_dir: Option<PathBuf>,
 }
@@ -139,6 +148,21 @@ impl FileConfig {
                 value: text,
             })?,
         };
+        let duckdb_memory_limit = self
+            .duckdb_memory_limit
+            .as_deref()
+            .map(memory_limit)
+            .transpose()?;
+        let duckdb_threads = match self.duckdb_threads {
+            Some(threads) if !(1..=256).contains(&threads) => {
+                return Err(ConfigError::OutOfRange {
+                    key: "duckdb_threads",
+                    expected: "between 1 and 256",
+                    value: threads.to_string(),
+                })
+            }
+            threads => threads,
+        };
         Ok(crate::models::ModelSettings {
             shared_cost_policy,
             team_label_key: self
@@ -149,6 +173,8 @@ impl FileConfig {
                 .cost_center_label_key
                 .clone()
                 .unwrap_or(defaults.cost_center_label_key),
+            duckdb_memory_limit,
+            duckdb_threads,
             ..defaults
         })
     }
@@ -247,6 +273,39 @@ impl FileConfig {
     }
 }
 
+/// `duckdb_memory_limit` checked and written the way DuckDB reads it: a positive number and a
+/// unit (`B`, `KB`, `MB`, `GB`, `TB` or `KiB`, `MiB`, `GiB`, `TiB`), e.g. `2GB` or `1.5 GiB`.
+fn memory_limit(text: &str) -> Result<String, ConfigError> {
+    let refuse = || ConfigError::OutOfRange {
+        key: "duckdb_memory_limit",
+        expected:
+            "a size such as \"2GB\" or \"512MiB\" (units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)",
+        value: format!("{text:?}"),
+    };
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let value: f64 = number.parse().map_err(|_| refuse())?;
+    if !(value.is_finite() && value > 0.0) {
+        return Err(refuse());
+    }
+    let unit = match unit.trim().to_ascii_lowercase().as_str() {
+        "b" => "B",
+        "kb" => "KB",
+        "mb" => "MB",
+        "gb" => "GB",
+        "tb" => "TB",
+        "kib" => "KiB",
+        "mib" => "MiB",
+        "gib" => "GiB",
+        "tib" => "TiB",
+        _ => return Err(refuse()),
+    };
+    Ok(format!("{number}{unit}"))
+}
+
 /// The environment variables spotcost reads, captured once so tests can pass their own.
 #[derive(Debug, Default, Clone)]
 pub struct Environment {
@@ -336,6 +395,8 @@ pub struct Settings {
     pub namespace_label_keys: Vec<String>,
     /// The configured datasets (default all).
     pub datasets: Vec<Dataset>,
+    /// The part of the organisation this machine extracts; `None`: all of it.
+    pub shard: Option<Shard>,
 }
 
 /// What the command line said; `None` means "not given".
@@ -344,6 +405,7 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub api_url: Option<String>,
     pub accounts: Option<Vec<String>>,
+    pub shard: Option<Shard>,
 }
 
 impl Settings {
@@ -355,6 +417,15 @@ impl Settings {
     ) -> Result<Settings, ConfigError> {
         let namespace_label_keys = file.label_keys();
         let datasets = file.datasets()?;
+        let shard = match (cli.shard, &file.shard) {
+            (Some(shard), _) => Some(shard),
+            (None, Some(text)) => Some(text.parse().map_err(|_| ConfigError::OutOfRange {
+                key: "shard",
+                expected: "\"i/n\" with 1 <= i <= n <= 1024, e.g. \"1/4\"",
+                value: text.clone(),
+            })?),
+            (None, None) => None,
+        };
         let data_dir = env.data_dir(cli.data_dir, &file);
         let token = match (env.token, &file.token_file) {
             (Some(token), _) if !token.is_empty() => token,
@@ -412,6 +483,7 @@ impl Settings {
             default_account: env.account,
             namespace_label_keys,
             datasets,
+            shard,
         })
     }
 }
@@ -514,6 +586,29 @@ mod tests {
         assert_eq!(defaults.namespace_label_keys, ["team", "cost-center"]);
     }
 
+    #[test]
+    fn the_shard_comes_from_the_command_line_else_the_file_and_must_be_i_of_n() {
+        let file = |text: &str| FileConfig {
+            shard: Some(text.into()),
+            ..FileConfig::default()
+        };
+        let from_file = Settings::resolve(file("2/3"), env_with_token(), Overrides::default());
+        assert_eq!(from_file.unwrap().shard, Shard::new(2, 3));
+        let overridden = Settings::resolve(
+            file("2/3"),
+            env_with_token(),
+            Overrides {
+                shard: Shard::new(1, 2),
+                ..Overrides::default()
+            },
+        );
+        assert_eq!(overridden.unwrap().shard, Shard::new(1, 2));
+        let error = Settings::resolve(file("4/3"), env_with_token(), Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("shard") && error.contains("4/3"), "{error}");
+    }
+
     /// Every key `FileConfig` accepts, read from serde's own "expected one of" message.
     fn accepted_keys() -> Vec<String> {
         let error = toml::from_str::<FileConfig>("no_such_key = 1")
@@ -565,6 +660,36 @@ mod tests {
                 "README.md does not document the config key {key}"
             );
         }
+    }
+
+    #[test]
+    fn the_duckdb_memory_limit_is_checked() {
+        let limit = |text: &str| {
+            let file: FileConfig =
+                toml::from_str(&format!("duckdb_memory_limit = {text:?}")).unwrap();
+            file.model_settings(None).map(|s| s.duckdb_memory_limit)
+        };
+        assert_eq!(limit("2GB").unwrap().as_deref(), Some("2GB"));
+        assert_eq!(limit(" 1.5 gib ").unwrap().as_deref(), Some("1.5GiB"));
+        for bad in [
+            "",
+            "2",
+            "lots",
+            "0GB",
+            "2 GBs",
+            "-1GB",
+            "1e3MB",
+            "2GB; drop table x",
+        ] {
+            let error = limit(bad).unwrap_err().to_string();
+            assert!(error.contains("duckdb_memory_limit"), "{bad}: {error}");
+        }
+        let file: FileConfig = toml::from_str("duckdb_threads = 0").unwrap();
+        assert!(file
+            .model_settings(None)
+            .unwrap_err()
+            .to_string()
+            .contains("duckdb_threads"));
     }
 
     #[test]

@@ -58,8 +58,70 @@ pub struct ExtractPlan {
     pub namespace_label_keys: Vec<String>,
     /// Items run at once (each item's calls are further bounded by the client's concurrency).
     pub parallel_items: usize,
+    /// The part of the organisation this machine extracts; `None`: all of it.
+    pub shard: Option<Shard>,
     /// Cancelled on SIGTERM/SIGINT: the partition being written is discarded, nothing further starts.
     pub shutdown: CancellationToken,
+}
+
+/// One of `count` machines that extract disjoint parts of the organisation into the same lake
+/// layout (`--shard index/count`). An account belongs to shard `fnv1a(id) mod count + 1`, a hash
+/// of its id alone, so it keeps its shard when accounts are added or removed; the
+/// organisation-wide datasets (`accounts`, `audit_events`) belong to shard 1. Every partition
+/// file is written by exactly one shard, so the shards' lakes merge by copying files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    index: u32,
+    count: u32,
+}
+
+impl Shard {
+    /// At most this many shards (a sanity bound; an organisation has far fewer machines).
+    pub const MAXIMUM_COUNT: u32 = 1024;
+
+    pub fn new(index: u32, count: u32) -> Option<Shard> {
+        (1..=Shard::MAXIMUM_COUNT)
+            .contains(&count)
+            .then_some(())
+            .filter(|()| (1..=count).contains(&index))
+            .map(|()| Shard { index, count })
+    }
+
+    pub fn owns_account(self, account_id: &str) -> bool {
+        // FNV-1a, 64 bits: stable across Rust versions and platforms, unlike std's hasher.
+        let hash = account_id
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+        hash % u64::from(self.count) + 1 == u64::from(self.index)
+    }
+
+    pub fn owns_organisation(self) -> bool {
+        self.index == 1
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Shard, String> {
+        let invalid = || {
+            format!(
+                "invalid shard {text:?}: expected i/n with 1 <= i <= n <= {}, e.g. 1/4",
+                Shard::MAXIMUM_COUNT
+            )
+        };
+        let (index, count) = text.trim().split_once('/').ok_or_else(invalid)?;
+        let number = |part: &str| part.trim().parse::<u32>().map_err(|_| invalid());
+        Shard::new(number(index)?, number(count)?).ok_or_else(invalid)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}/{}", self.index, self.count)
+    }
 }
 
 /// What one item (a dataset for one account, or for the organisation) landed.
@@ -261,15 +323,23 @@ pub async fn extract(
     let mut items: Vec<(Dataset, Option<AccountRef>)> = Vec::new();
     for &dataset in &plan.datasets {
         match dataset.scope() {
-            Scope::Organisation => items.push((dataset, None)),
+            Scope::Organisation => {
+                if plan.shard.is_none_or(Shard::owns_organisation) {
+                    items.push((dataset, None));
+                }
+            }
             Scope::Account => items.extend(
                 selected
                     .iter()
                     .filter(|a| dataset.applies_to(a.cloud))
+                    .filter(|a| plan.shard.is_none_or(|shard| shard.owns_account(&a.id)))
                     .cloned()
                     .map(|a| (dataset, Some(a))),
             ),
         }
+    }
+    if let Some(shard) = plan.shard {
+        tracing::info!(%shard, items = items.len(), "extracting this shard's part of the organisation");
     }
     let shared_watermarks = Arc::new(tokio::sync::Mutex::new(watermarks.clone()));
     let progress = StageProgress::start("extract", items.len() as u64);
@@ -548,6 +618,9 @@ pub async fn run_stages(job: &mut Job, stages: Stages) -> anyhow::Result<StagesO
             Ok(built) => {
                 tracing::info!(
                     warehouse = %built.warehouse.display(),
+                    build = built.kind.as_str(),
+                    days_recomputed = built.days_recomputed,
+                    full_because = built.full_reason.as_deref().unwrap_or(""),
                     marts = built.marts.len(),
                     tests = built.tests_passed.len(),
                     policy = settings.shared_cost_policy.as_str(),
@@ -559,7 +632,9 @@ pub async fn run_stages(job: &mut Job, stages: Stages) -> anyhow::Result<StagesO
                     RunStatus::Succeeded,
                     elapsed_ms,
                     format!(
-                        "{} marts built, {} data tests passed",
+                        "{} build of {} day(s): {} marts built, {} data tests passed",
+                        built.kind.as_str(),
+                        built.days_recomputed,
                         built.marts.len(),
                         built.tests_passed.len()
                     ),
@@ -613,4 +688,54 @@ pub async fn run_stages(job: &mut Job, stages: Stages) -> anyhow::Result<StagesO
         }
     }
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shard;
+
+    #[test]
+    fn a_shard_is_i_of_n() {
+        assert_eq!("2/3".parse::<Shard>(), Ok(Shard { index: 2, count: 3 }));
+        assert_eq!(
+            " 1 / 1 ".parse::<Shard>().map(|s| s.to_string()),
+            Ok("1/1".into())
+        );
+        for bad in [
+            "0/2", "3/2", "1/0", "1", "a/b", "1/2/3", "-1/2", "1/1025", "",
+        ] {
+            let error = bad.parse::<Shard>().unwrap_err();
+            assert!(error.contains(&format!("{bad:?}")), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn every_account_has_exactly_one_shard_and_keeps_it() {
+        let ids: Vec<String> = (0..200).map(|n| format!("act-{n:08x}")).collect();
+        for count in [1, 2, 3, 7] {
+            let shards: Vec<Shard> = (1..=count).map(|i| Shard::new(i, count).unwrap()).collect();
+            for id in &ids {
+                assert_eq!(
+                    shards.iter().filter(|s| s.owns_account(id)).count(),
+                    1,
+                    "{id}"
+                );
+            }
+            assert_eq!(shards.iter().filter(|s| s.owns_organisation()).count(), 1);
+            // Roughly even: no shard of 200 accounts gets more than twice its share.
+            for shard in &shards {
+                let owned = ids.iter().filter(|id| shard.owns_account(id)).count();
+                assert!(owned <= 2 * 200 / count as usize + 1, "{shard}: {owned}");
+            }
+        }
+        // The assignment is part of the on-disk contract between machines: it must not move.
+        let one_of_three: Vec<bool> = ["act-0", "act-1", "act-2", "act-3"]
+            .iter()
+            .map(|id| Shard::new(1, 3).unwrap().owns_account(id))
+            .collect();
+        assert_eq!(one_of_three, GOLDEN);
+    }
+
+    // Computed independently: FNV-1a 64 of each id, mod 3, plus 1, is 1, 2, 2, 3.
+    const GOLDEN: [bool; 4] = [true, false, false, false];
 }

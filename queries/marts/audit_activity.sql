@@ -6,6 +6,7 @@
 -- column event_count: Events (successful and failed).
 -- column failed_count: Events whose call failed (HTTP status 400 or more).
 -- column resource_ids: The affected resource ids, comma-separated, sorted.
+-- incremental: day
 with
 
 events as (

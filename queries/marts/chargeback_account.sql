@@ -9,9 +9,10 @@
 with
 
 resource_days as (
-    select day, account_id, product, actual_cost_usd, on_demand_cost_usd from stg_spot__elastigroup_costs
-    union all
-    select day, account_id, product, actual_cost_usd, on_demand_cost_usd from stg_spot__managed_instance_costs
+    -- Elastigroups, EMR scalers and Managed Instances, per resource and day.
+    select day, account_id, product, actual_cost_usd, on_demand_cost_usd
+    from savings_realized
+    where product <> 'Ocean'
 ),
 
 ocean_days as (
@@ -19,19 +20,20 @@ ocean_days as (
         day,
         account_id,
         sum(compute_cost_usd) as compute_cost_usd,
-        sum(storage_cost_usd + network_cost_usd) as storage_network_cost_usd,
-    from stg_spot__ocean_costs
+        sum(storage_network_cost_usd) as storage_network_cost_usd,
+    from int_ocean_cluster_days
     group by all
 ),
 
 ocean_instance_days as (
+    -- The Ocean nodes of the instance-cost export, per virtual node group and day.
     select
         day,
         account_id,
         sum(actual_cost_usd) as actual_cost_usd,
         sum(on_demand_cost_usd) as on_demand_cost_usd,
-    from stg_spot__instance_costs
-    where is_ocean
+    from savings_realized
+    where product = 'Ocean'
     group by all
 ),
 

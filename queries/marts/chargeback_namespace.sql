@@ -13,25 +13,34 @@
 -- column shared_cost_usd: The namespace's share of headroom, unused storage and unattributed cost, USD.
 -- column total_cost_usd: direct plus shared cost, USD; the namespaces of a cluster-day add up to the cluster's total.
 -- column shared_cost_policy: How shared cost was spread: none, proportional or even.
+-- incremental: day
 with
 
 settings as (
     select * from spotcost_settings
 ),
 
-ocean as (
-    select * from stg_spot__ocean_costs
+workloads as (
+    -- The label values are read before aggregating: any_value over a text is much cheaper than
+    -- over a map, and a namespace's labels are the same on all its rows.
+    select
+        ocean.day,
+        ocean.account_id,
+        ocean.cluster_id,
+        ocean.namespace,
+        map_extract_value(ocean.namespace_labels, settings.team_label_key) as team_label,
+        map_extract_value(ocean.namespace_labels, settings.cost_center_label_key) as cost_center_label,
+        ocean.compute_cost_usd,
+        ocean.storage_cost_usd,
+        ocean.network_cost_usd,
+        ocean.total_cost_usd,
+    from stg_spot__ocean_costs as ocean
+    cross join settings
+    where ocean.row_kind = 'workload'
 ),
 
 cluster_days as (
-    select
-        day,
-        account_id,
-        cluster_id,
-        any_value(cluster_name) as cluster_name,
-        coalesce(max(cluster_total_cost_usd), sum(total_cost_usd)) as cluster_total_cost_usd,
-    from ocean
-    group by all
+    select * from int_ocean_cluster_days
 ),
 
 namespace_costs as (
@@ -40,13 +49,13 @@ namespace_costs as (
         account_id,
         cluster_id,
         namespace,
-        any_value(namespace_labels) as namespace_labels,
+        any_value(team_label) as team_label,
+        any_value(cost_center_label) as cost_center_label,
         sum(compute_cost_usd) as compute_cost_usd,
         sum(storage_cost_usd) as storage_cost_usd,
         sum(network_cost_usd) as network_cost_usd,
         sum(total_cost_usd) as direct_cost_usd,
-    from ocean
-    where row_kind = 'workload'
+    from workloads
     group by all
 ),
 
@@ -81,8 +90,8 @@ allocated as (
         namespace_costs.cluster_id,
         shared_costs.cluster_name,
         namespace_costs.namespace,
-        coalesce(map_extract_value(namespace_costs.namespace_labels, settings.team_label_key), 'unassigned') as team,
-        coalesce(map_extract_value(namespace_costs.namespace_labels, settings.cost_center_label_key), 'unassigned') as cost_center,
+        coalesce(namespace_costs.team_label, 'unassigned') as team,
+        coalesce(namespace_costs.cost_center_label, 'unassigned') as cost_center,
         namespace_costs.compute_cost_usd,
         namespace_costs.storage_cost_usd,
         namespace_costs.network_cost_usd,

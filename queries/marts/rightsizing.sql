@@ -42,7 +42,7 @@ cluster_requests as (
 recent_ocean as (
     -- Each cluster's own last 30 days of cost data.
     select *
-    from stg_spot__ocean_costs
+    from int_ocean_cluster_days
     qualify day > max(day) over (partition by cluster_id) - interval 30 day
 ),
 

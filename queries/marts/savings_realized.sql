@@ -7,6 +7,7 @@
 -- column actual_cost_usd: What was paid, USD.
 -- column on_demand_cost_usd: The on-demand equivalent, USD.
 -- column savings_usd: on_demand_cost_usd minus actual_cost_usd.
+-- incremental: day
 with
 
 resources as (

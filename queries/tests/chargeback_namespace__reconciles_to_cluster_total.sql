@@ -8,9 +8,9 @@ allocated as (
 ),
 
 reported as (
-    select day, account_id, cluster_id, coalesce(max(cluster_total_cost_usd), sum(total_cost_usd)) as cluster_total_usd,
-    from stg_spot__ocean_costs
-    group by all
+    -- Spot's total of every cluster-day of the lake (else the sum of its rows).
+    select day, account_id, cluster_id, cluster_total_cost_usd as cluster_total_usd,
+    from int_ocean_cluster_days
 )
 
 select

@@ -1,4 +1,5 @@
 -- The instance-cost export agrees with each Elastigroup's, EMR scaler's and Managed Instance's own cost per day, within spotcost_settings.instance_cost_tolerance_usd. Returns resource-days that stray further.
+-- incremental: day
 with
 
 exported as (

@@ -1,5 +1,5 @@
-//! `elastigroup_costs`: daily cost of every Elastigroup (AWS: `/costs` for the spot lifecycle and
-//! `/costs/detailed` for all lifecycles per instance; GCP: `/gcp/gce/group/{id}/costs`) and EMR scaler.
+//! `elastigroup_costs`: daily cost of every Elastigroup (AWS: `/costs/detailed`, every lifecycle per
+//! instance, one request per group and day; GCP: `/gcp/gce/group/{id}/costs`) and EMR scaler.
 
 use super::columns::*;
 use super::{for_each, ExtractContext, ExtractError, ForUnit, Unit};
@@ -80,7 +80,7 @@ pub fn schema() -> SchemaRef {
             "spot_actual_cost_usd",
             DataType::Float64,
             true,
-            "Paid for spot instances, USD (AWS Elastigroups; null elsewhere).",
+            "Paid for spot instances (those with a spot request), USD (AWS Elastigroups; null elsewhere).",
         ),
         column(
             "spot_potential_cost_usd",
@@ -149,10 +149,12 @@ pub(super) async fn batch(
     let mut rows = for_each(&groups, |group| async move {
         let row = match account.cloud {
             Cloud::Aws => {
-                let (spot, detailed) = tokio::try_join!(
-                    client.group_spot_costs(&account.id, &group.id, window),
-                    client.group_detailed_costs(&account.id, &group.id, window),
-                )?;
+                // The detailed route has every lifecycle per instance; the spot share is its
+                // instances with a spot request, so `/costs` (spot only) would be a second
+                // request per group and day for nothing the detailed one lacks.
+                let detailed = client
+                    .group_detailed_costs(&account.id, &group.id, window)
+                    .await?;
                 let instances: BTreeSet<&str> = detailed
                     .iter()
                     .filter_map(|i| i.instance_id.as_deref())
@@ -162,7 +164,11 @@ pub(super) async fn batch(
                     group_id: group.id.clone(),
                     group_name: group.name.clone(),
                     total: Sums::of(&detailed),
-                    spot: Some(Sums::of(&spot)),
+                    spot: Some(Sums::of(
+                        detailed
+                            .iter()
+                            .filter(|i| i.spot_instance_request_id.is_some()),
+                    )),
                     on_demand: Some(Sums::of(
                         detailed
                             .iter()

@@ -5,8 +5,8 @@ use super::columns::*;
 use super::{ExtractContext, ExtractError, ForUnit, Unit};
 use crate::lake::{LakeError, PartitionWriter, WrittenFile};
 use crate::spot::types::InstanceCostRow;
-use crate::spot::InstanceCostSink;
-use arrow::array::RecordBatch;
+use crate::spot::{InstanceCostBatch, InstanceCostSink};
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use std::sync::Arc;
 
@@ -61,54 +61,72 @@ impl InstanceCostSink for ParquetSink {
     }
 
     fn write(&mut self, rows: Vec<InstanceCostRow>) -> Result<(), String> {
-        let total = rows.len();
-        let rows: Vec<InstanceCostRow> = rows
-            .into_iter()
-            .filter(|row| {
-                row.account_id
-                    .as_deref()
-                    .is_none_or(|id| id == self.account_id || id.trim() == self.account_id.trim())
-            })
-            .collect();
-        self.foreign_rows += (total - rows.len()) as u64;
-        let batch = to_batch(self.day, &self.account_id, &rows).map_err(|e| e.to_string())?;
+        self.write_batch(InstanceCostBatch::from_rows(&rows))
+    }
+
+    fn write_batch(&mut self, batch: InstanceCostBatch) -> Result<(), String> {
+        let (batch, foreign) =
+            to_batch(self.day, &self.account_id, batch).map_err(|e| e.to_string())?;
+        self.foreign_rows += foreign;
         let writer = self.writer.as_mut().ok_or("the sink was not started")?;
         writer.write(&batch).map_err(|e| e.to_string())
     }
 }
 
+/// The lake's batch of `export`'s rows of `account_id`, and how many rows of other accounts were
+/// left out. A row without an account id is the account's.
 fn to_batch(
     day: chrono::NaiveDate,
     account_id: &str,
-    rows: &[InstanceCostRow],
-) -> Result<RecordBatch, arrow::error::ArrowError> {
-    RecordBatch::try_new(
-        schema(),
-        vec![
-            date(rows.iter().map(|_| Some(day))),
-            // The file is this account's export (rows naming another account were left out):
-            // every row carries the account id exactly as it was asked for.
-            text(rows.iter().map(|_| Some(account_id))),
-            text(rows.iter().map(|r| r.account_name.as_deref())),
-            text(rows.iter().map(|r| r.id.as_deref())),
-            text(rows.iter().map(|r| r.resource_id.as_deref())),
-            text(rows.iter().map(|r| r.cloud_provider.as_deref())),
-            text(rows.iter().map(|r| r.instance_id.as_deref())),
-            text(rows.iter().map(|r| r.instance_type.as_deref())),
-            text(rows.iter().map(|r| r.region.as_deref())),
-            text(rows.iter().map(|r| r.use_case.as_deref())),
-            text(rows.iter().map(|r| r.life_cycle.as_deref())),
-            text(rows.iter().map(|r| r.product.as_deref())),
-            timestamp(rows.iter().map(|r| r.launch_time)),
-            timestamp(rows.iter().map(|r| r.termination_time)),
-            float(rows.iter().map(|r| r.running_hours)),
-            float(rows.iter().map(|r| r.od_hourly_price)),
-            float(rows.iter().map(|r| r.od_cost)),
-            float(rows.iter().map(|r| r.actual_cost)),
-            float(rows.iter().map(|r| r.savings)),
-            text(rows.iter().map(|r| r.reservation_id.as_deref())),
-        ],
-    )
+    export: InstanceCostBatch,
+) -> Result<(RecordBatch, u64), arrow::error::ArrowError> {
+    let own: BooleanArray = export
+        .account_id
+        .iter()
+        .map(|id| Some(id.is_none_or(|id| id == account_id || id.trim() == account_id.trim())))
+        .collect();
+    let foreign = own.false_count() as u64;
+    let rows = export.len() - foreign as usize;
+    let columns: Vec<ArrayRef> = vec![
+        date(std::iter::repeat_n(Some(day), rows)),
+        // The file is this account's export (rows naming another account were left out):
+        // every row carries the account id exactly as it was asked for.
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            account_id, rows,
+        ))),
+        Arc::new(export.account_name),
+        Arc::new(export.id),
+        Arc::new(export.resource_id),
+        Arc::new(export.cloud_provider),
+        Arc::new(export.instance_id),
+        Arc::new(export.instance_type),
+        Arc::new(export.region),
+        Arc::new(export.use_case),
+        Arc::new(export.life_cycle),
+        Arc::new(export.product),
+        Arc::new(export.launch_time),
+        Arc::new(export.termination_time),
+        Arc::new(export.running_hours),
+        Arc::new(export.od_hourly_price),
+        Arc::new(export.od_cost),
+        Arc::new(export.actual_cost),
+        Arc::new(export.savings),
+        Arc::new(export.reservation_id),
+    ];
+    let columns = if foreign == 0 {
+        columns
+    } else {
+        columns
+            .into_iter()
+            .enumerate()
+            .map(|(index, column)| match index {
+                // The two columns built above already hold only the kept rows.
+                0 | 1 => Ok(column),
+                _ => arrow::compute::filter(&column, &own),
+            })
+            .collect::<Result<_, _>>()?
+    };
+    Ok((RecordBatch::try_new(schema(), columns)?, foreign))
 }
 
 pub(super) async fn land(

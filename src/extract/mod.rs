@@ -140,7 +140,7 @@ impl Dataset {
         match self {
             Dataset::Accounts => "`GET /setup/account`",
             Dataset::Elastigroups => "`GET /aws/ec2/group`, `GET /gcp/gce/group`, `GET /aws/emr/mrScaler`",
-            Dataset::ElastigroupCosts => "`GET /aws/ec2/group/{id}/costs` and `/costs/detailed`, `GET /gcp/gce/group/{id}/costs`, `GET /aws/emr/mrScaler/{id}/costs`",
+            Dataset::ElastigroupCosts => "`GET /aws/ec2/group/{id}/costs/detailed`, `GET /gcp/gce/group/{id}/costs`, `GET /aws/emr/mrScaler/{id}/costs`",
             Dataset::ManagedInstances => "`GET /aws/ec2/managedInstance`",
             Dataset::ManagedInstanceCosts => "`GET /aws/ec2/managedInstance/{id}/costs`",
             Dataset::OceanClusters => "`GET /ocean/aws/k8s/cluster`, `GET /ocean/gcp/k8s/cluster`, `GET /ocean/azure/np/cluster`",

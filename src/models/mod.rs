@@ -3,11 +3,18 @@
 //! tables (in dependency order), column comments, then the data tests. It never names a dataset
 //! itself beyond the list the lake declares, and it replaces the warehouse atomically: a failed
 //! build leaves the previous warehouse in place.
+//!
+//! A build is incremental when it can be: `DIR/state/warehouse.json` records the lake files (size,
+//! modification time) and the models and settings the warehouse was built from; when only lake
+//! files changed, a copy of the warehouse recomputes just the days whose files changed in the
+//! marts that declare `-- incremental: <day column>`, rebuilds the other marts whole, runs the data
+//! tests, and replaces the warehouse the same way. Anything else is a full build.
 
 use crate::extract::Dataset;
 use crate::history;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Schema};
+use chrono::NaiveDate;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -103,6 +110,23 @@ pub struct ModelSettings {
     /// How far the instance-cost CSV may stray from the group costs per group-day before the
     /// data test fails, USD.
     pub instance_cost_tolerance_usd: f64,
+    /// DuckDB's `memory_limit` (validated, e.g. `2GB`); `None`: DuckDB's default (80 % of RAM).
+    /// Beyond it DuckDB spills to `DIR/.warehouse-spill/`.
+    pub duckdb_memory_limit: Option<String>,
+    /// DuckDB's worker threads; `None`: one per core.
+    pub duckdb_threads: Option<usize>,
+    /// Whether a build may recompute only the days whose lake files changed.
+    pub rebuild: Rebuild,
+}
+
+/// What kind of build `build` may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Rebuild {
+    /// Only the changed days when the previous warehouse allows it, else everything (the default).
+    #[default]
+    Incremental,
+    /// Everything, from the lake (`spotcost model --full`).
+    Full,
 }
 
 impl Default for ModelSettings {
@@ -112,6 +136,9 @@ impl Default for ModelSettings {
             team_label_key: "team".into(),
             cost_center_label_key: "cost-center".into(),
             instance_cost_tolerance_usd: 0.01,
+            duckdb_memory_limit: None,
+            duckdb_threads: None,
+            rebuild: Rebuild::Incremental,
         }
     }
 }
@@ -122,7 +149,31 @@ pub struct BuildReport {
     pub warehouse: PathBuf,
     pub staging: Vec<String>,
     pub marts: Vec<String>,
+    /// Tables the marts are built from (`queries/intermediate/`).
+    pub intermediate: Vec<String>,
     pub tests_passed: Vec<String>,
+    pub kind: BuildKind,
+    /// Why a full build ran (`None` for an incremental one).
+    pub full_reason: Option<String>,
+    /// Usage days recomputed in the incremental marts (every day with files, in a full build).
+    pub days_recomputed: usize,
+}
+
+/// Whether a build recomputed everything or only the changed days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BuildKind {
+    #[default]
+    Full,
+    Incremental,
+}
+
+impl BuildKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildKind::Full => "full",
+            BuildKind::Incremental => "incremental",
+        }
+    }
 }
 
 /// One SQL model file: its relation name (the file stem) and its text.
@@ -131,6 +182,35 @@ struct Model {
     name: String,
     path: PathBuf,
     sql: String,
+    /// The column holding the lake's day, when the file declares `-- incremental: <column>`: its
+    /// rows for a day are computed from that day's lake files alone (a mart), or it checks each
+    /// day on its own (a data test), so an incremental build may run it over the changed days.
+    incremental_by: Option<String>,
+}
+
+/// The `-- incremental: <column>` line of a model file, checked to be a plain column name.
+fn declared_incremental(path: &Path, name: &str, sql: &str) -> Result<Option<String>, ModelError> {
+    let Some(rest) = sql
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("-- incremental:"))
+    else {
+        return Ok(None);
+    };
+    let column = rest.trim();
+    let plain = !column.is_empty()
+        && column
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !plain {
+        return Err(ModelError::Sql {
+            model: name.to_owned(),
+            path: path.to_owned(),
+            message: format!(
+                "`-- incremental:` must name one lowercase column (the lake's day), got {column:?}"
+            ),
+        });
+    }
+    Ok(Some(column.to_owned()))
 }
 
 fn load_folder(folder: &Path) -> Result<Vec<Model>, ModelError> {
@@ -144,18 +224,21 @@ fn load_folder(folder: &Path) -> Result<Vec<Model>, ModelError> {
             })
         }
     };
-    let mut models: Vec<Model> = files
-        .into_iter()
-        .map(|(path, sql)| Model {
-            name: path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or_default()
-                .to_owned(),
+    let mut models = Vec::new();
+    for (path, sql) in files {
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let incremental_by = declared_incremental(&path, &name, &sql)?;
+        models.push(Model {
+            name,
             path,
             sql,
-        })
-        .collect();
+            incremental_by,
+        });
+    }
     models.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(models)
 }
@@ -239,15 +322,25 @@ fn duckdb_type(data_type: &DataType) -> &'static str {
     }
 }
 
-/// `create view raw_spot__<dataset>` over the lake folder, or an empty view of the declared
-/// schema when the dataset has no files yet (so models still bind).
-fn raw_view_sql(lake: &Path, dataset: Dataset) -> String {
-    parquet_view_sql(
-        &format!("raw_spot__{}", dataset.name()),
-        &lake.join(dataset.name()),
-        &dataset.schema(),
-        true,
-    )
+/// `create view raw_spot__<dataset>` over the lake folder, or over `files` alone (the changed
+/// days of an incremental build), or an empty view of the declared schema when there are no
+/// files (so models still bind).
+fn raw_view_sql(lake: &Path, dataset: Dataset, files: Option<&[PathBuf]>) -> String {
+    let name = format!("raw_spot__{}", dataset.name());
+    match files {
+        None => parquet_view_sql(&name, &lake.join(dataset.name()), &dataset.schema(), true),
+        Some([]) => empty_view_sql(&name, &dataset.schema(), true),
+        Some(files) => {
+            let list: Vec<String> = files
+                .iter()
+                .map(|f| quote_literal(&f.display().to_string()))
+                .collect();
+            format!(
+                "create or replace view {name} as select * from read_parquet([{}], hive_partitioning = true, union_by_name = true)",
+                list.join(", ")
+            )
+        }
+    }
 }
 
 /// A view over the Parquet files under `folder` (Hive `day=` folders when `partitioned`), or an
@@ -264,23 +357,28 @@ fn parquet_view_sql(name: &str, folder: &Path, schema: &Schema, partitioned: boo
             quote_literal(&glob)
         )
     } else {
-        let columns: Vec<String> = schema
-            .fields()
-            .iter()
-            .map(|f| {
-                format!(
-                    "cast(null as {}) as {}",
-                    duckdb_type(f.data_type()),
-                    f.name()
-                )
-            })
-            .chain(partitioned.then(|| "cast(null as date) as day".to_owned()))
-            .collect();
-        format!(
-            "create or replace view {name} as select {} where false",
-            columns.join(", ")
-        )
+        empty_view_sql(name, schema, partitioned)
     }
+}
+
+/// A view with `schema`'s columns (and the `day` partition column when `partitioned`) and no rows.
+fn empty_view_sql(name: &str, schema: &Schema, partitioned: bool) -> String {
+    let columns: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            format!(
+                "cast(null as {}) as {}",
+                duckdb_type(f.data_type()),
+                f.name()
+            )
+        })
+        .chain(partitioned.then(|| "cast(null as date) as day".to_owned()))
+        .collect();
+    format!(
+        "create or replace view {name} as select {} where false",
+        columns.join(", ")
+    )
 }
 
 /// The run history: the views `runs` and `run_items` over `DIR/state/{runs,run_items}/*.parquet`.
@@ -335,9 +433,273 @@ pub fn warehouse_path(data_dir: &Path) -> PathBuf {
     data_dir.join("warehouse.duckdb")
 }
 
+/// The record of what the warehouse was last built from: `DIR/state/warehouse.json`.
+pub fn manifest_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("state").join("warehouse.json")
+}
+
+/// Bump when the runner changes what a build computes, so the next build is a full one.
+const RUNNER_VERSION: u32 = 1;
+const MANIFEST_VERSION: u32 = 1;
+
+/// A file as the manifest knows it: a rewrite (a new file renamed into place) changes its inode
+/// and modification time even when the size stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct FileStamp {
+    bytes: u64,
+    modified_ns: i64,
+    inode: u64,
+}
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    let metadata = std::fs::metadata(path).ok()?;
+    let modified_ns = metadata
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos() as i64;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&metadata);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(FileStamp {
+        bytes: metadata.len(),
+        modified_ns,
+        inode,
+    })
+}
+
+/// The lake's Parquet files by path relative to the lake (`<dataset>/day=…/part-….parquet`).
+type Listing = BTreeMap<String, FileStamp>;
+
+fn list_lake(lake: &Path) -> Listing {
+    fn walk(folder: &Path, relative: &str, listing: &mut Listing) {
+        let Ok(entries) = std::fs::read_dir(folder) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let path = entry.path();
+            let key = if relative.is_empty() {
+                name.clone()
+            } else {
+                format!("{relative}/{name}")
+            };
+            if path.is_dir() {
+                walk(&path, &key, listing);
+            } else if name.ends_with(".parquet") {
+                if let Some(stamp) = stamp(&path) {
+                    listing.insert(key, stamp);
+                }
+            }
+        }
+    }
+    let mut listing = Listing::new();
+    walk(lake, "", &mut listing);
+    listing
+}
+
+/// The daily dataset and usage day a lake file belongs to; `None` for snapshot datasets (the
+/// marts that read them are rebuilt whole) and for files outside the layout.
+fn daily_file(key: &str) -> Option<(Dataset, NaiveDate)> {
+    let mut parts = key.split('/');
+    let dataset = Dataset::from_name(parts.next()?)?;
+    if dataset.grain() != crate::extract::Grain::Daily {
+        return None;
+    }
+    let day = parts.next()?.strip_prefix("day=")?;
+    Some((dataset, NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?))
+}
+
+/// What `DIR/state/warehouse.json` holds.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    version: u32,
+    /// `full` or `incremental`.
+    kind: String,
+    days_recomputed: usize,
+    /// The warehouse file this record describes; any other file there is not trusted.
+    warehouse: FileStamp,
+    /// The models, settings, lake schemas and spotcost version the warehouse was built with.
+    fingerprint: String,
+    files: Listing,
+}
+
+fn read_manifest(data_dir: &Path) -> Option<Manifest> {
+    let text = std::fs::read(manifest_path(data_dir)).ok()?;
+    let manifest: Manifest = serde_json::from_slice(&text).ok()?;
+    (manifest.version == MANIFEST_VERSION).then_some(manifest)
+}
+
+/// The kind of the build that made the current warehouse and the days it recomputed, if the
+/// record of it is there and describes that warehouse.
+pub fn last_build(data_dir: &Path) -> Option<(BuildKind, usize)> {
+    let manifest = read_manifest(data_dir)?;
+    if Some(manifest.warehouse) != stamp(&warehouse_path(data_dir)) {
+        return None;
+    }
+    let kind = match manifest.kind.as_str() {
+        "incremental" => BuildKind::Incremental,
+        _ => BuildKind::Full,
+    };
+    Some((kind, manifest.days_recomputed))
+}
+
+/// Everything a build's results depend on besides the lake: a changed model, setting, lake schema,
+/// lake location or spotcost version makes the next build a full one.
+fn fingerprint(lake: &Path, models: &Models, settings: &ModelSettings) -> String {
+    let mut text = format!(
+        "spotcost {} runner {RUNNER_VERSION}\nlake {}\nsettings {} {:?} {:?} {:?}\n",
+        env!("CARGO_PKG_VERSION"),
+        lake.display(),
+        settings.shared_cost_policy.as_str(),
+        settings.team_label_key,
+        settings.cost_center_label_key,
+        settings.instance_cost_tolerance_usd,
+    );
+    for dataset in Dataset::ALL {
+        text.push_str(&format!("dataset {}:", dataset.name()));
+        for field in dataset.schema().fields() {
+            text.push_str(&format!(
+                " {} {:?} {}",
+                field.name(),
+                field.data_type(),
+                field.is_nullable()
+            ));
+        }
+        text.push('\n');
+    }
+    for (folder, list) in [
+        ("staging", &models.staging),
+        ("tables", &models.tables),
+        ("tests", &models.tests),
+    ] {
+        for model in list {
+            text.push_str(&format!("-- {folder}/{}\n{}\n", model.name, model.sql));
+        }
+    }
+    text
+}
+
+/// The SQL of `queries/`: staging views, the intermediate and mart tables in dependency order,
+/// data tests.
+struct Models {
+    staging: Vec<Model>,
+    tables: Vec<Model>,
+    /// Which of `tables` are marts (the others are intermediate tables).
+    mart_names: BTreeSet<String>,
+    tests: Vec<Model>,
+}
+
+impl Models {
+    fn load(queries_dir: &Path) -> Result<Models, ModelError> {
+        let marts = load_folder(&queries_dir.join("marts"))?;
+        let mart_names = marts.iter().map(|m| m.name.clone()).collect();
+        let mut tables = load_folder(&queries_dir.join("intermediate"))?;
+        tables.extend(marts);
+        Ok(Models {
+            staging: load_folder(&queries_dir.join("staging"))?,
+            tables: dependency_order(tables)?,
+            mart_names,
+            tests: load_folder(&queries_dir.join("tests"))?,
+        })
+    }
+}
+
+/// The kind of build the lake and the previous warehouse allow.
+enum Plan {
+    /// Everything, and why.
+    Full(String),
+    /// Only these usage days in the incremental marts.
+    Incremental(BTreeSet<NaiveDate>),
+}
+
+fn plan(data_dir: &Path, fingerprint: &str, listing: &Listing, rebuild: Rebuild) -> Plan {
+    if rebuild == Rebuild::Full {
+        return Plan::Full("a full build was asked for".into());
+    }
+    let warehouse = warehouse_path(data_dir);
+    let Some(current) = stamp(&warehouse) else {
+        return Plan::Full("there is no previous warehouse".into());
+    };
+    let mut wal = warehouse.clone().into_os_string();
+    wal.push(".wal");
+    if Path::new(&wal).exists() {
+        return Plan::Full("the previous warehouse has changes in its write-ahead log".into());
+    }
+    let Some(manifest) = read_manifest(data_dir) else {
+        return Plan::Full(format!(
+            "{} is missing or unreadable",
+            manifest_path(data_dir).display()
+        ));
+    };
+    if manifest.warehouse != current {
+        return Plan::Full("the warehouse changed since the last build recorded it".into());
+    }
+    if manifest.fingerprint != fingerprint {
+        return Plan::Full(
+            "the models, settings, lake schemas or spotcost version changed since the last build"
+                .into(),
+        );
+    }
+    let mut days = BTreeSet::new();
+    for key in listing.keys().chain(manifest.files.keys()) {
+        if listing.get(key) != manifest.files.get(key) {
+            if let Some((_, day)) = daily_file(key) {
+                days.insert(day);
+            }
+        }
+    }
+    Plan::Incremental(days)
+}
+
+/// The usage days an incremental build recomputes, and per daily dataset the lake files of those
+/// days (absolute paths) that the raw views read meanwhile.
+struct Changed {
+    days: BTreeSet<NaiveDate>,
+    files: BTreeMap<Dataset, Vec<PathBuf>>,
+}
+
+impl Changed {
+    fn new(lake: &Path, listing: &Listing, days: BTreeSet<NaiveDate>) -> Changed {
+        let mut files: BTreeMap<Dataset, Vec<PathBuf>> = Dataset::ALL
+            .into_iter()
+            .filter(|d| d.grain() == crate::extract::Grain::Daily)
+            .map(|d| (d, Vec::new()))
+            .collect();
+        for key in listing.keys() {
+            if let Some((dataset, day)) = daily_file(key) {
+                if days.contains(&day) {
+                    files.entry(dataset).or_default().push(lake.join(key));
+                }
+            }
+        }
+        Changed { days, files }
+    }
+}
+
+/// What one build reads and how.
+struct BuildInput<'a> {
+    lake: &'a Path,
+    state_dir: &'a Path,
+    models: &'a Models,
+    settings: &'a ModelSettings,
+    spill_dir: &'a Path,
+}
+
 /// Builds the warehouse from `queries_dir` over `data_dir/lake`, runs the data tests, and only
 /// then moves it into place as `data_dir/warehouse.duckdb`. A build whose tests fail is kept as
 /// `warehouse.failed.duckdb` for inspection; the previous warehouse stays untouched.
+///
+/// Unless `settings.rebuild` asks for a full build, it starts from a copy of the previous
+/// warehouse when `DIR/state/warehouse.json` shows that only lake files changed since, and
+/// recomputes the changed days alone in the marts that declare `-- incremental: <column>`; the
+/// other marts and the data tests run as in a full build (a test that declares it runs over the
+/// changed days' files only). If that fails for any reason but a data test, it builds everything.
 pub fn build(
     data_dir: &Path,
     queries_dir: &Path,
@@ -353,11 +715,59 @@ pub fn build(
         source,
     })?;
     remove_database(&temp_path);
-
     let state_dir = std::fs::canonicalize(data_dir)
         .unwrap_or_else(|_| data_dir.to_owned())
         .join("state");
-    let outcome = build_into(&temp_path, &lake, &state_dir, queries_dir, settings);
+    // Spilled intermediate results stay inside the data dir; the lock makes the name ours.
+    let spill_dir = state_dir
+        .parent()
+        .unwrap_or(data_dir)
+        .join(".warehouse-spill");
+    let _ = std::fs::remove_dir_all(&spill_dir);
+
+    let models = Models::load(queries_dir)?;
+    // The lake as it is now: the warehouse built below is recorded as made from it.
+    let listing = list_lake(&lake);
+    let fingerprint = fingerprint(&lake, &models, settings);
+    let input = BuildInput {
+        lake: &lake,
+        state_dir: &state_dir,
+        models: &models,
+        settings,
+        spill_dir: &spill_dir,
+    };
+    let full = |reason: String| {
+        build_into(&temp_path, &input, None).map(|mut report| {
+            report.full_reason = Some(reason);
+            report.days_recomputed = listing
+                .keys()
+                .filter_map(|key| daily_file(key).map(|(_, day)| day))
+                .collect::<BTreeSet<_>>()
+                .len();
+            report
+        })
+    };
+    let outcome = match plan(data_dir, &fingerprint, &listing, settings.rebuild) {
+        Plan::Full(reason) => full(reason),
+        Plan::Incremental(days) => {
+            let changed = Changed::new(&lake, &listing, days);
+            let attempt = std::fs::copy(&final_path, &temp_path)
+                .map_err(|source| ModelError::Replace {
+                    path: temp_path.clone(),
+                    source,
+                })
+                .and_then(|_| build_into(&temp_path, &input, Some(&changed)));
+            match attempt {
+                Err(error) if !matches!(error, ModelError::DataTests(_)) => {
+                    tracing::warn!(%error, "the incremental build failed; building everything");
+                    remove_database(&temp_path);
+                    full(format!("the incremental build failed: {error}"))
+                }
+                other => other,
+            }
+        }
+    };
+    let _ = std::fs::remove_dir_all(&spill_dir);
     match outcome {
         Ok(mut report) => {
             std::fs::rename(&temp_path, &final_path).map_err(|source| ModelError::Replace {
@@ -365,6 +775,7 @@ pub fn build(
                 source,
             })?;
             remove_database(&failed_path);
+            record_build(data_dir, &report, fingerprint, listing);
             report.warehouse = final_path;
             Ok(report)
         }
@@ -380,6 +791,38 @@ pub fn build(
     }
 }
 
+/// Writes `DIR/state/warehouse.json` for the warehouse just moved into place. If it cannot be
+/// written, the stale record (which names the previous warehouse file) is removed, so the next
+/// build is a full one rather than one trusting a record of another warehouse.
+fn record_build(data_dir: &Path, report: &BuildReport, fingerprint: String, files: Listing) {
+    let path = manifest_path(data_dir);
+    let written = stamp(&warehouse_path(data_dir))
+        .ok_or_else(|| "the new warehouse cannot be read".to_owned())
+        .and_then(|warehouse| {
+            let manifest = Manifest {
+                version: MANIFEST_VERSION,
+                kind: report.kind.as_str().to_owned(),
+                days_recomputed: report.days_recomputed,
+                warehouse,
+                fingerprint,
+                files,
+            };
+            let bytes = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
+            if let Some(folder) = path.parent() {
+                std::fs::create_dir_all(folder).map_err(|e| e.to_string())?;
+            }
+            crate::lake::state::write_atomically(&path, &bytes).map_err(|e| e.to_string())
+        });
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&path);
+        tracing::warn!(
+            path = %path.display(),
+            %error,
+            "cannot record what the warehouse was built from; the next build will be a full one"
+        );
+    }
+}
+
 fn remove_database(path: &Path) {
     let _ = std::fs::remove_file(path);
     let mut wal = path.as_os_str().to_owned();
@@ -387,15 +830,57 @@ fn remove_database(path: &Path) {
     let _ = std::fs::remove_file(PathBuf::from(wal));
 }
 
+/// DuckDB's memory cap, worker threads and spill folder.
+fn configure(connection: &duckdb::Connection, input: &BuildInput) -> Result<(), ModelError> {
+    let mut sql = format!(
+        "set temp_directory = {};\n",
+        quote_literal(&input.spill_dir.display().to_string())
+    );
+    if let Some(limit) = &input.settings.duckdb_memory_limit {
+        sql.push_str(&format!("set memory_limit = {};\n", quote_literal(limit)));
+    }
+    if let Some(threads) = input.settings.duckdb_threads {
+        sql.push_str(&format!("set threads = {threads};\n"));
+    }
+    duck("configuring DuckDB", connection.execute_batch(&sql))
+}
+
+/// Points the raw views at the whole lake (`None`) or at the changed days' files only.
+fn raw_views(
+    connection: &duckdb::Connection,
+    lake: &Path,
+    changed: Option<&Changed>,
+) -> Result<(), ModelError> {
+    let mut sql = String::new();
+    for dataset in Dataset::ALL {
+        let files = changed
+            .and_then(|c| c.files.get(&dataset))
+            .map(Vec::as_slice);
+        sql.push_str(&raw_view_sql(lake, dataset, files));
+        sql.push_str(";\n");
+    }
+    duck("creating the raw views", connection.execute_batch(&sql))
+}
+
+/// Builds into `path`: from nothing when `changed` is `None`, else over the previous warehouse
+/// copied there, recomputing only the changed days of the incremental marts.
 fn build_into(
     path: &Path,
-    lake: &Path,
-    state_dir: &Path,
-    queries_dir: &Path,
-    settings: &ModelSettings,
+    input: &BuildInput,
+    changed: Option<&Changed>,
 ) -> Result<BuildReport, ModelError> {
     let connection = duck("opening the new warehouse", duckdb::Connection::open(path))?;
-    let mut report = BuildReport::default();
+    configure(&connection, input)?;
+    let settings = input.settings;
+    let mut report = BuildReport {
+        kind: if changed.is_some() {
+            BuildKind::Incremental
+        } else {
+            BuildKind::Full
+        },
+        days_recomputed: changed.map_or(0, |c| c.days.len()),
+        ..BuildReport::default()
+    };
     // Configuration values reach SQL only as bound parameters.
     duck(
         "writing spotcost_settings",
@@ -417,32 +902,86 @@ fn build_into(
             ],
         ),
     )?;
-    for dataset in Dataset::ALL {
-        let sql = raw_view_sql(lake, dataset);
-        duck(
-            &format!("creating raw_spot__{}", dataset.name()),
-            connection.execute_batch(&sql),
-        )?;
-    }
+    // Which files the raw views read now: `true` for the changed days only.
+    let mut restricted = false;
+    raw_views(&connection, input.lake, None)?;
     duck(
         "creating the run history views",
-        connection.execute_batch(&run_history_sql(state_dir)),
+        connection.execute_batch(&run_history_sql(input.state_dir)),
     )?;
-    for model in load_folder(&queries_dir.join("staging"))? {
-        run_model(&connection, &model, "view")?;
-        report.staging.push(model.name);
+    for model in &input.models.staging {
+        run_model(&connection, model, "view")?;
+        report.staging.push(model.name.clone());
     }
-    for model in dependency_order(load_folder(&queries_dir.join("marts"))?)? {
-        run_model(&connection, &model, "table")?;
-        comment_model(&connection, &model)?;
-        report.marts.push(model.name);
+    if let Some(changed) = changed {
+        duck(
+            "listing the changed days",
+            connection
+                .execute_batch("create temp table spotcost_changed_days (day date primary key)"),
+        )?;
+        let mut appender = duck(
+            "listing the changed days",
+            connection.appender("spotcost_changed_days"),
+        )?;
+        for day in &changed.days {
+            duck(
+                "listing the changed days",
+                appender.append_row([day.format("%Y-%m-%d").to_string()]),
+            )?;
+        }
+        duck("listing the changed days", appender.flush())?;
+    }
+    for model in &input.models.tables {
+        let started = std::time::Instant::now();
+        match (changed, &model.incremental_by) {
+            (Some(changed), Some(column)) => {
+                if !restricted {
+                    raw_views(&connection, input.lake, Some(changed))?;
+                    restricted = true;
+                }
+                run_incremental_model(&connection, model, column)?;
+            }
+            _ => {
+                if restricted {
+                    raw_views(&connection, input.lake, None)?;
+                    restricted = false;
+                }
+                run_model(&connection, model, "table")?;
+            }
+        }
+        comment_model(&connection, model)?;
+        tracing::debug!(
+            model = %model.name,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "table built"
+        );
+        if input.models.mart_names.contains(&model.name) {
+            report.marts.push(model.name.clone());
+        } else {
+            report.intermediate.push(model.name.clone());
+        }
     }
     let mut failures = Vec::new();
-    for test in load_folder(&queries_dir.join("tests"))? {
-        match run_test(&connection, &test)? {
-            None => report.tests_passed.push(test.name),
+    for test in &input.models.tests {
+        let over_changed_days = changed.filter(|_| test.incremental_by.is_some());
+        if over_changed_days.is_some() != restricted {
+            raw_views(&connection, input.lake, over_changed_days)?;
+            restricted = over_changed_days.is_some();
+        }
+        let started = std::time::Instant::now();
+        let outcome = run_test(&connection, test)?;
+        tracing::debug!(
+            test = %test.name,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "data test run"
+        );
+        match outcome {
+            None => report.tests_passed.push(test.name.clone()),
             Some(failure) => failures.push(failure),
         }
+    }
+    if restricted {
+        raw_views(&connection, input.lake, None)?;
     }
     duck("checkpointing", connection.execute_batch("checkpoint"))?;
     drop(connection);
@@ -451,6 +990,27 @@ fn build_into(
     } else {
         Err(ModelError::DataTests(failures))
     }
+}
+
+/// Replaces the changed days of an incremental mart: its SQL, run over the changed days' lake
+/// files, computes exactly those days.
+fn run_incremental_model(
+    connection: &duckdb::Connection,
+    model: &Model,
+    column: &str,
+) -> Result<(), ModelError> {
+    let body = model.sql.trim().trim_end_matches(';');
+    let name = &model.name;
+    let sql = format!(
+        "delete from {name} where {column} in (select day from spotcost_changed_days);\n\
+         insert into {name} by name\n\
+         select * from (\n{body}\n) where {column} in (select day from spotcost_changed_days);"
+    );
+    connection.execute_batch(&sql).map_err(|e| ModelError::Sql {
+        model: model.name.clone(),
+        path: model.path.clone(),
+        message: e.to_string(),
+    })
 }
 
 fn run_model(connection: &duckdb::Connection, model: &Model, kind: &str) -> Result<(), ModelError> {
@@ -597,6 +1157,7 @@ mod tests {
             name: name.into(),
             path: PathBuf::from(format!("{name}.sql")),
             sql: sql.into(),
+            incremental_by: None,
         }
     }
 

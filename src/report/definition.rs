@@ -25,7 +25,15 @@ pub struct ReportDefinition {
     /// Numeric columns summed into the header cards (formatted by their column's format).
     pub totals: Vec<String>,
     pub limit: Option<usize>,
+    /// Only the last this many days of the report's first `date` column (counted back from the
+    /// mart's latest day); `None`: every day.
+    pub period_days: Option<u32>,
+    /// Most rows the HTML table shows; the CSV, the cards and the chart cover every row.
+    pub html_rows: usize,
 }
+
+/// The HTML table's default row cap: a page of this many rows is about half a megabyte.
+pub const DEFAULT_HTML_ROWS: usize = 1000;
 
 /// One column of a report: its name in the mart and the CSV header, its label in the HTML page.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -121,6 +129,10 @@ struct ReportDefinitionFile {
     totals: Vec<String>,
     #[serde(default)]
     limit: Option<usize>,
+    #[serde(default)]
+    period_days: Option<u32>,
+    #[serde(default)]
+    html_rows: Option<usize>,
 }
 
 /// Loads every `*.toml` file in `dir`, sorted by name. Any bad file fails the whole load, with
@@ -193,6 +205,8 @@ pub fn parse_definition(
         chart: file.chart,
         totals: file.totals,
         limit: file.limit,
+        period_days: file.period_days,
+        html_rows: file.html_rows.unwrap_or(DEFAULT_HTML_ROWS),
     };
     check_definition(&definition).map_err(|(key, message)| definition_error(&key, message))?;
     Ok(definition)
@@ -286,6 +300,26 @@ fn check_definition(definition: &ReportDefinition) -> Result<(), (String, String
             }
         }
     }
+    if definition.html_rows == 0 {
+        return Err((
+            "html_rows".into(),
+            "must be at least 1 (or left out)".into(),
+        ));
+    }
+    if let Some(days) = definition.period_days {
+        if days == 0 {
+            return Err((
+                "period_days".into(),
+                "must be at least 1 (or left out)".into(),
+            ));
+        }
+        if definition.period_column().is_none() {
+            return Err((
+                "period_days".into(),
+                "needs a column with format = \"date\" to count the days on".into(),
+            ));
+        }
+    }
     if definition.limit == Some(0) {
         return Err(("limit".into(), "must be at least 1 (or left out)".into()));
     }
@@ -369,6 +403,13 @@ impl ReportDefinition {
             "select {selected_columns} from {}",
             quote_identifier(&self.mart)
         );
+        if let (Some(days), Some(column)) = (self.period_days, self.period_column()) {
+            let column = quote_identifier(column);
+            query.push_str(&format!(
+                " where {column} > (select max({column}) from {}) - interval {days} day",
+                quote_identifier(&self.mart)
+            ));
+        }
         if !self.order_by.is_empty() {
             let order_by_items = self
                 .order_by
@@ -393,6 +434,14 @@ impl ReportDefinition {
             query.push_str(&format!(" limit {limit}"));
         }
         query
+    }
+
+    /// The column `period_days` counts on: the first one shown as a date.
+    pub fn period_column(&self) -> Option<&str> {
+        self.columns
+            .iter()
+            .find(|column| column.format == ColumnFormat::Date)
+            .map(|column| column.name.as_str())
     }
 
     /// The column's spec, by name.
@@ -470,6 +519,28 @@ top = 3
             definition.query_sql(),
             r#"select "day", "namespace", "total_cost_usd" from "chargeback_namespace" order by "day", "total_cost_usd" desc limit 10"#
         );
+    }
+
+    #[test]
+    fn a_period_keeps_the_last_days_of_the_first_date_column() {
+        let definition = parse(&MINIMAL.replace("limit = 10", "period_days = 31")).unwrap();
+        assert_eq!(
+            definition.query_sql(),
+            r#"select "day", "namespace", "total_cost_usd" from "chargeback_namespace" where "day" > (select max("day") from "chargeback_namespace") - interval 31 day order by "day", "total_cost_usd" desc"#
+        );
+        let (key, message) =
+            expect_definition_error(&MINIMAL.replace("limit = 10", "period_days = 0"));
+        assert_eq!(
+            (key.as_str(), message.contains("at least 1")),
+            ("period_days", true)
+        );
+        let undated = MINIMAL
+            .replace("format = \"date\"", "format = \"text\"")
+            .replace("limit = 10", "period_days = 7");
+        let (key, message) = expect_definition_error(&undated);
+        assert_eq!(key, "period_days", "{message}");
+        let (key, _) = expect_definition_error(&MINIMAL.replace("limit = 10", "html_rows = 0"));
+        assert_eq!(key, "html_rows");
     }
 
     #[test]

@@ -48,6 +48,7 @@ h1 { font-size: 1.6rem; margin: 0 0 4px; }
 h2 { font-size: 1.1rem; margin: 24px 0 8px; }
 .organisation { margin: 0; color: #555; font-size: .85rem; text-transform: uppercase; letter-spacing: .05em; }
 .description { margin: 4px 0 12px; color: #333; max-width: 90ch; }
+.note { color: #555; }
 .facts { display: flex; flex-wrap: wrap; gap: 4px 28px; margin: 0 0 8px; font-size: .9rem; }
 .facts div { display: flex; gap: 6px; }
 .facts dt { color: #555; }
@@ -214,12 +215,24 @@ pub(crate) fn render_html_table(
         }
     }
     let row_count = report_table.row_count();
+    let shown_rows = row_count.min(definition.html_rows);
     let _ = writeln!(
         page,
-        "<h2>{} {}</h2>\n<div class=\"table-wrap\">\n<table>\n<thead>\n<tr>",
-        row_count,
+        "<h2>{} {}</h2>",
+        super::table::format_number(row_count as f64, 0),
         if row_count == 1 { "row" } else { "rows" }
     );
+    if shown_rows < row_count {
+        // The cards and the chart above cover every row; the page stays small enough to open at once.
+        let _ = writeln!(
+            page,
+            "<p class=\"note\">The table shows the first {} rows in this order; <a href=\"{}.csv\">the CSV</a> holds all {}.</p>",
+            super::table::format_number(shown_rows as f64, 0),
+            escape_html(&definition.name),
+            super::table::format_number(row_count as f64, 0),
+        );
+    }
+    page.push_str("<div class=\"table-wrap\">\n<table>\n<thead>\n<tr>");
     for column in &definition.columns {
         let _ = write!(
             page,
@@ -234,7 +247,7 @@ pub(crate) fn render_html_table(
         );
     }
     page.push_str("</tr>\n</thead>\n<tbody>\n");
-    for row in 0..row_count {
+    for row in 0..shown_rows {
         page.push_str("<tr>");
         for (column, column_cells) in definition.columns.iter().zip(&report_table.columns) {
             let _ = write!(
@@ -431,6 +444,23 @@ mod tests {
             "שלום مرحبا",
             "RTL letters are text"
         );
+    }
+
+    #[test]
+    fn a_long_table_shows_its_first_rows_and_the_cards_still_cover_all() {
+        let mut definition = cost_definition(ChartKind::StackedBars, 8);
+        definition.html_rows = 3;
+        let page =
+            render_html(&definition, &[cost_batch(), cost_batch()], &fixed_context()).unwrap();
+        assert!(page.contains("<h2>10 rows</h2>"), "{page}");
+        assert!(page.contains("The table shows the first 3 rows in this order; <a href=\"test_report.csv\">the CSV</a> holds all 10."));
+        assert_eq!(page.matches("<tr><td>").count(), 3);
+        assert!(page.contains("$5,999.62"), "the cards sum every row");
+        definition.html_rows = 10;
+        let page =
+            render_html(&definition, &[cost_batch(), cost_batch()], &fixed_context()).unwrap();
+        assert!(!page.contains("The table shows the first"));
+        assert_eq!(page.matches("<tr><td>").count(), 10);
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub(crate) fn definition_with_columns(columns: &[(&str, ColumnFormat)]) -> Repor
         chart: None,
         totals: Vec::new(),
         limit: None,
+        period_days: None,
+        html_rows: super::definition::DEFAULT_HTML_ROWS,
     }
 }
 

@@ -1,4 +1,4 @@
-//! The organisation instance-costs CSV export (`POST /insights/instanceCosts/export`): validates the body and streams one row per instance per day, one chunk per (day, account), so a large window never sits in memory; rows add up to `Organisation::instances` exactly.
+//! The organisation instance-costs CSV export (`POST /insights/instanceCosts/export`): validates the body and streams one row per instance per day, one chunk per (day, account), so a large window never sits in memory; rows add up to `Organisation::instances` exactly. A recorded export file ([`super::SimConfig::instance_costs_export_file`]) is served instead when one is configured.
 
 use std::sync::Arc;
 
@@ -104,6 +104,25 @@ pub(crate) fn parse_export_request(
         first_day: day_from_number(from_seconds.div_euclid(86_400)),
         end_day: day_from_number((to_seconds + 86_399).div_euclid(86_400)),
     })
+}
+
+/// A recorded export file as the response body, streamed from disk in large chunks (the
+/// benchmark's export is a gigabyte). A file that cannot be opened is a 500 naming it.
+pub(crate) async fn recorded_export(path: &std::path::Path) -> Result<axum::body::Body, ApiError> {
+    const CHUNK_BYTES: usize = 256 * 1024;
+    let file = tokio::fs::File::open(path).await.map_err(|error| {
+        ApiError::new(
+            500,
+            "InternalServerError",
+            format!(
+                "the recorded export {} cannot be read: {error}",
+                path.display()
+            ),
+        )
+    })?;
+    Ok(axum::body::Body::from_stream(
+        tokio_util::io::ReaderStream::with_capacity(file, CHUNK_BYTES),
+    ))
 }
 
 /// The CSV as an iterator of chunks: the header, then one chunk per (day, account).

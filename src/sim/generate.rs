@@ -80,6 +80,22 @@ fn scale_shape(scale: Scale) -> ScaleShape {
             virtual_node_groups_per_cluster: (3, 6),
             unmanaged_resources_per_aws_account: (5, 15),
         },
+        Scale::Xlarge => ScaleShape {
+            aws_accounts: 14,
+            gcp_accounts: 3,
+            azure_accounts: 3,
+            aws_groups: (130, 150),
+            emr_scalers_per_aws_account: (2, 4),
+            managed_instances_per_aws_account: (20, 40),
+            clusters_per_aws_account: (5, 5),
+            gcp_groups: (10, 14),
+            gke_clusters_per_gcp_account: (5, 5),
+            aks_clusters_per_azure_account: (5, 5),
+            namespaces_per_cluster: (40, 40),
+            workloads_per_namespace: (2, 10),
+            virtual_node_groups_per_cluster: (3, 6),
+            unmanaged_resources_per_aws_account: (5, 15),
+        },
     }
 }
 

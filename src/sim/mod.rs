@@ -62,15 +62,18 @@ pub const DEFAULT_TOKEN: &str = "spotcost-demo-token";
 /// How big the synthetic organisation is. Small: 4 accounts (2 AWS, 1 GCP, 1 Azure), about
 /// 10 Elastigroups and 5 clusters. Medium: 10 accounts, about 10× the resources. Large:
 /// 20 accounts, about 1000 Elastigroups and 50 clusters of up to 40 namespaces × 10 workloads.
+/// Xlarge (the extraction benchmark's organisation): 20 accounts, about 2000 Elastigroups and
+/// 100 clusters of 40 namespaces each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scale {
     Small,
     Medium,
     Large,
+    Xlarge,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("unknown scale {0:?}: expected small, medium or large")]
+#[error("unknown scale {0:?}: expected small, medium, large or xlarge")]
 pub struct UnknownScaleError(pub String);
 
 impl FromStr for Scale {
@@ -81,6 +84,7 @@ impl FromStr for Scale {
             "small" => Ok(Scale::Small),
             "medium" => Ok(Scale::Medium),
             "large" => Ok(Scale::Large),
+            "xlarge" => Ok(Scale::Xlarge),
             _ => Err(UnknownScaleError(text.to_string())),
         }
     }
@@ -92,6 +96,7 @@ impl fmt::Display for Scale {
             Scale::Small => "small",
             Scale::Medium => "medium",
             Scale::Large => "large",
+            Scale::Xlarge => "xlarge",
         })
     }
 }
@@ -140,6 +145,10 @@ pub struct SimConfig {
     /// a few account, Elastigroup and cluster ids carry hostile payloads ([`HOSTILE_PAYLOADS`]):
     /// path traversal, markup, spreadsheet formulas, quotes, newlines, NUL, bidi overrides.
     pub hostile_names: bool,
+    /// Serve this file as the body of every instance-cost export (once the request is validated)
+    /// instead of the generated rows: an export recorded from Spot replayed as is, or the
+    /// benchmark's large one. None = the generated organisation's rows.
+    pub instance_costs_export_file: Option<std::path::PathBuf>,
 }
 
 impl Default for SimConfig {
@@ -155,12 +164,13 @@ impl Default for SimConfig {
             today: None,
             restatement_days: 0,
             hostile_names: false,
+            instance_costs_export_file: None,
         }
     }
 }
 
 /// A running simulator. Dropping it asks the server to stop; [`SimServer::shutdown`] also waits.
-/// `spotcost simulate` serves until Ctrl-C with [`SimServer::run_until_ctrl_c`].
+/// `spotcost simulate` serves until SIGINT or SIGTERM with [`SimServer::run_until`].
 pub struct SimServer {
     local_address: SocketAddr,
     organisation: Arc<Organisation>,
@@ -261,6 +271,12 @@ impl SimServer {
         self.state.request_count(path_contains)
     }
 
+    /// Requests answered (not rate-limited) per route, keyed `METHOD /route/{template}` as the
+    /// rate limit counts them: what the extraction benchmark's bound is computed from.
+    pub fn accepted_requests_per_route(&self) -> std::collections::BTreeMap<String, u64> {
+        self.state.accepted_per_route()
+    }
+
     /// The random transient faults injected so far ([`SimConfig::fault_rate`]), by kind:
     /// `rate_limited`, `server_error_envelope`, `server_error_plain_text`, `slow`,
     /// `truncated_body`, `malformed_body`, `dropped_connection`; a 5xx kind is also counted per
@@ -305,20 +321,24 @@ impl SimServer {
         }
     }
 
-    /// Serves until Ctrl-C (or a server failure), then shuts down gracefully.
-    pub async fn run_until_ctrl_c(mut self) -> std::io::Result<()> {
+    /// Serves until `stop` completes (`spotcost simulate`: SIGINT or SIGTERM) or the server
+    /// fails, then shuts down gracefully.
+    pub async fn run_until(
+        mut self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
         let Some(mut task) = self.server_task.take() else {
             return Ok(());
         };
         tokio::select! {
-            signal = tokio::signal::ctrl_c() => {
+            () = stop => {
                 if let Some(sender) = self.shutdown_sender.take() {
                     let _ = sender.send(());
                 }
                 if tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.is_err() {
                     task.abort();
                 }
-                signal
+                Ok(())
             }
             finished = &mut task => finished.map_err(std::io::Error::other)?,
         }

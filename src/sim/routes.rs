@@ -14,7 +14,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::stream;
 use serde_json::{json, Map, Value};
 
-use super::export::{parse_export_request, InstanceCostsExport};
+use super::export::{parse_export_request, recorded_export, InstanceCostsExport};
 use super::limits::{
     choose_random_fault, FaultTally, RandomFault, RateDecision, RateLimiter, ScriptedFaultBook,
     SLOW_RESPONSE_DELAY,
@@ -44,8 +44,12 @@ pub(crate) struct SimState {
     limiter: Mutex<RateLimiter>,
     scripted_faults: Mutex<ScriptedFaultBook>,
     request_counts: Mutex<HashMap<String, usize>>,
+    /// Requests the rate limit let through, per `METHOD /route/{template}`.
+    accepted_per_route: Mutex<HashMap<String, u64>>,
     request_sequence: AtomicU64,
     random_faults: FaultTally,
+    /// [`SimConfig::instance_costs_export_file`].
+    instance_costs_export_file: Option<std::path::PathBuf>,
 }
 
 fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -64,14 +68,24 @@ impl SimState {
             limiter: Mutex::new(RateLimiter::new(config.rate_limit)),
             scripted_faults: Mutex::new(ScriptedFaultBook::new(config.scripted_faults.clone())),
             request_counts: Mutex::new(HashMap::new()),
+            accepted_per_route: Mutex::new(HashMap::new()),
             request_sequence: AtomicU64::new(0),
             random_faults: FaultTally::default(),
+            instance_costs_export_file: config.instance_costs_export_file.clone(),
         }
     }
 
     /// The random faults injected so far, by kind (and 5xx status).
     pub(crate) fn random_faults(&self) -> std::collections::BTreeMap<String, u64> {
         self.random_faults.counts()
+    }
+
+    /// Requests the rate limit let through, per route.
+    pub(crate) fn accepted_per_route(&self) -> std::collections::BTreeMap<String, u64> {
+        lock_ignoring_poison(&self.accepted_per_route)
+            .iter()
+            .map(|(route, count)| (route.clone(), *count))
+            .collect()
     }
 
     /// Rate-limit blocks started, and requests that arrived at a route while it was blocked.
@@ -184,6 +198,9 @@ async fn respond(
     if !decision.allowed {
         return with_rate_headers(rate_limited_response(meta), decision);
     }
+    *lock_ignoring_poison(&state.accepted_per_route)
+        .entry(route_key.clone())
+        .or_insert(0) += 1;
 
     let random_fault = choose_random_fault(state.organisation.seed, sequence, state.fault_rate);
     if let Some(fault) = random_fault {
@@ -555,6 +572,9 @@ async fn dispatch(state: &SimState, route: Route, request: Request) -> Result<Pa
         Route::InstanceCostsExport => {
             let body = read_json_body(request).await?;
             let export_request = parse_export_request(organisation, &body)?;
+            if let Some(path) = &state.instance_costs_export_file {
+                return Ok(Payload::Csv(recorded_export(path).await?));
+            }
             let chunks = InstanceCostsExport::new(Arc::clone(&state.organisation), export_request);
             Ok(Payload::Csv(Body::from_stream(stream::iter(chunks))))
         }

@@ -12,6 +12,11 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
+use arrow::array::{
+    Array, Float64Array, Float64Builder, StringArray, StringBuilder, TimestampMicrosecondArray,
+    TimestampMicrosecondBuilder,
+};
+
 /// The UTC day `[day 00:00, day+1 00:00)` that a cost call covers. Every dated call spotcost makes is
 /// one such day, so rows are keyed on the window asked for, never on times the API echoes back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,14 +51,134 @@ impl DayWindow {
 }
 
 /// Where the streamed instance-cost CSV goes. `restart` is called before every attempt, so a
-/// retried download never appends to rows of a failed one.
+/// retried download never appends to rows of a failed one. Rows arrive a batch at a time, column
+/// by column ([`InstanceCostSink::write_batch`]), on a thread of their own while the parser reads
+/// the next batch; a sink that wants rows implements `write` alone.
 pub trait InstanceCostSink: Send + 'static {
     fn restart(&mut self) -> Result<(), String>;
     fn write(&mut self, rows: Vec<InstanceCostRow>) -> Result<(), String>;
+    /// One batch of rows as columns; by default handed to [`InstanceCostSink::write`] as rows.
+    fn write_batch(&mut self, batch: InstanceCostBatch) -> Result<(), String> {
+        self.write(batch.rows())
+    }
 }
 
-/// Rows handed to an `InstanceCostSink` at a time.
-const CSV_BATCH_ROWS: usize = 8192;
+/// Rows of the instance-cost export decoded column by column: one Arrow array per export column
+/// (§10), row `i` of every array being the `i`-th row kept. Text is UTF-8 as sent (null when
+/// empty), times are UTC microseconds (typed as the lake's timestamps), figures `f64`. A column
+/// the export lacks is all nulls. Built straight from the CSV fields, with no row struct between.
+#[derive(Debug, Clone)]
+pub struct InstanceCostBatch {
+    pub id: StringArray,
+    pub account_id: StringArray,
+    pub account_name: StringArray,
+    pub resource_id: StringArray,
+    pub cloud_provider: StringArray,
+    pub instance_id: StringArray,
+    pub instance_type: StringArray,
+    pub region: StringArray,
+    pub use_case: StringArray,
+    pub life_cycle: StringArray,
+    pub product: StringArray,
+    pub launch_time: TimestampMicrosecondArray,
+    pub termination_time: TimestampMicrosecondArray,
+    pub running_hours: Float64Array,
+    pub od_hourly_price: Float64Array,
+    pub od_cost: Float64Array,
+    pub actual_cost: Float64Array,
+    pub savings: Float64Array,
+    pub reservation_id: StringArray,
+}
+
+impl InstanceCostBatch {
+    pub fn len(&self) -> usize {
+        self.id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.id.is_empty()
+    }
+
+    /// The batch of `rows`.
+    pub fn from_rows(rows: &[InstanceCostRow]) -> InstanceCostBatch {
+        let text = |value: fn(&InstanceCostRow) -> &Option<String>| {
+            rows.iter().map(|row| value(row).as_deref()).collect()
+        };
+        let time = |value: fn(&InstanceCostRow) -> &Option<DateTime<Utc>>| {
+            rows.iter()
+                .map(|row| value(row).map(|time| time.timestamp_micros()))
+                .collect::<TimestampMicrosecondArray>()
+                .with_timezone("UTC")
+        };
+        let number = |value: fn(&InstanceCostRow) -> &Option<f64>| {
+            rows.iter().map(|row| *value(row)).collect()
+        };
+        InstanceCostBatch {
+            id: text(|row| &row.id),
+            account_id: text(|row| &row.account_id),
+            account_name: text(|row| &row.account_name),
+            resource_id: text(|row| &row.resource_id),
+            cloud_provider: text(|row| &row.cloud_provider),
+            instance_id: text(|row| &row.instance_id),
+            instance_type: text(|row| &row.instance_type),
+            region: text(|row| &row.region),
+            use_case: text(|row| &row.use_case),
+            life_cycle: text(|row| &row.life_cycle),
+            product: text(|row| &row.product),
+            launch_time: time(|row| &row.launch_time),
+            termination_time: time(|row| &row.termination_time),
+            running_hours: number(|row| &row.running_hours),
+            od_hourly_price: number(|row| &row.od_hourly_price),
+            od_cost: number(|row| &row.od_cost),
+            actual_cost: number(|row| &row.actual_cost),
+            savings: number(|row| &row.savings),
+            reservation_id: text(|row| &row.reservation_id),
+        }
+    }
+
+    /// The same rows as [`InstanceCostRow`]s.
+    pub fn rows(&self) -> Vec<InstanceCostRow> {
+        let text = |array: &StringArray, row: usize| {
+            array.is_valid(row).then(|| array.value(row).to_owned())
+        };
+        let time = |array: &TimestampMicrosecondArray, row: usize| {
+            array
+                .is_valid(row)
+                .then(|| DateTime::<Utc>::from_timestamp_micros(array.value(row)))
+                .flatten()
+        };
+        let number =
+            |array: &Float64Array, row: usize| array.is_valid(row).then(|| array.value(row));
+        (0..self.len())
+            .map(|row| InstanceCostRow {
+                id: text(&self.id, row),
+                account_id: text(&self.account_id, row),
+                account_name: text(&self.account_name, row),
+                resource_id: text(&self.resource_id, row),
+                cloud_provider: text(&self.cloud_provider, row),
+                instance_id: text(&self.instance_id, row),
+                instance_type: text(&self.instance_type, row),
+                region: text(&self.region, row),
+                use_case: text(&self.use_case, row),
+                life_cycle: text(&self.life_cycle, row),
+                product: text(&self.product, row),
+                launch_time: time(&self.launch_time, row),
+                termination_time: time(&self.termination_time, row),
+                running_hours: number(&self.running_hours, row),
+                od_hourly_price: number(&self.od_hourly_price, row),
+                od_cost: number(&self.od_cost, row),
+                actual_cost: number(&self.actual_cost, row),
+                savings: number(&self.savings, row),
+                reservation_id: text(&self.reservation_id, row),
+            })
+            .collect()
+    }
+}
+
+/// Rows handed to an `InstanceCostSink` at a time: large enough that the per-batch work (the
+/// hand-over between threads, the Parquet writer's bookkeeping) is noise, small enough that
+/// the batches in flight stay a few tens of megabytes.
+const CSV_BATCH_ROWS: usize = 65_536;
 
 impl SpotClient {
     /// `GET /setup/account`: every account of the organisation (§1). Org level: no `accountId`.
@@ -691,6 +816,9 @@ const CSV_COLUMNS: [(&str, bool); 19] = [
     ("reservationId", false),
 ];
 
+/// The CSV reader's buffer: reads from the body this much at a time.
+const CSV_READ_BUFFER_BYTES: usize = 256 * 1024;
+
 /// How much of the body is looked at before parsing, to tell a CSV from an HTML page.
 const CSV_SNIFF_BYTES: usize = 1024;
 
@@ -835,7 +963,10 @@ fn parse_csv<S: InstanceCostSink>(
 
     // Fields are not trimmed: a name's leading tab or trailing newline is data. Numbers and
     // times are trimmed where they are parsed.
-    let mut csv_reader = csv::ReaderBuilder::new().flexible(true).from_reader(body);
+    let mut csv_reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .buffer_capacity(CSV_READ_BUFFER_BYTES)
+        .from_reader(body);
     let header_record = csv_reader
         .byte_headers()
         .map_err(|error| csv_failure(error, endpoint))?
@@ -884,12 +1015,81 @@ fn parse_csv<S: InstanceCostSink>(
         .copied()
         .unwrap_or(0);
     let id_column = header.get("id").copied().unwrap_or(0);
+    let mut columns = [None; CSV_COLUMNS.len()];
+    for (slot, (name, _)) in CSV_COLUMNS.iter().enumerate() {
+        columns[slot] = header.get(&name.to_ascii_lowercase()).copied();
+    }
+    let layout = Layout {
+        columns,
+        width: names.len(),
+        last_required,
+        id_column,
+    };
 
-    let mut batch = Vec::with_capacity(CSV_BATCH_ROWS);
+    // This thread reads and decodes; a second one hands the finished batches to the sink (for
+    // the lake, Parquet encoding), so the two overlap. One batch waits between them at most.
+    let span = tracing::Span::current();
+    std::thread::scope(|scope| {
+        let (batches, received) = std::sync::mpsc::sync_channel::<InstanceCostBatch>(1);
+        let writer = scope.spawn(move || {
+            let _entered = span.enter();
+            for batch in received {
+                sink.write_batch(batch)?;
+            }
+            Ok::<(), String>(())
+        });
+        let decoded = decode_rows(&mut csv_reader, &mut lines, &layout, endpoint, |batch| {
+            batches.send(batch).is_ok()
+        });
+        drop(batches);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err("the instance-cost sink panicked".into()));
+        match (decoded, written) {
+            // A sink that failed stopped the decoding: its error is the one to report.
+            (_, Err(message)) => Err(sink_error(message)),
+            (decoded, Ok(())) => decoded,
+        }
+    })
+}
+
+/// Where the export's columns are: `columns[i]` is the CSV field of `CSV_COLUMNS[i]`.
+struct Layout {
+    columns: [Option<usize>; CSV_COLUMNS.len()],
+    /// Fields in the header.
+    width: usize,
+    /// The last field a row must reach.
+    last_required: usize,
+    id_column: usize,
+}
+
+/// `CSV_COLUMNS` positions by kind, in the order a row is decoded (and the first failure named).
+const TIME_COLUMNS: [usize; 2] = [11, 12];
+const NUMBER_COLUMNS: [usize; 5] = [13, 14, 15, 16, 17];
+const TEXT_COLUMNS: [usize; 12] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 18];
+
+/// Reads every record after the header into batches and hands each to `deliver`, which says
+/// whether to go on (false: the sink has stopped, and its error is reported by the caller).
+fn decode_rows<R: std::io::Read>(
+    csv_reader: &mut csv::Reader<R>,
+    lines: &mut Lines,
+    layout: &Layout,
+    endpoint: &Endpoint,
+    mut deliver: impl FnMut(InstanceCostBatch) -> bool,
+) -> Result<(), Failure> {
+    let decode_error = |json_path: String, message: String| {
+        Failure::Fatal(SpotError::Decode {
+            endpoint: endpoint.clone(),
+            json_path,
+            request_id: None,
+            message,
+        })
+    };
+    let mut batch = BatchBuilder::new();
     let mut record = csv::ByteRecord::new();
-    let mut seen: HashMap<Vec<u8>, (u64, u64)> = HashMap::new();
+    let mut seen = SeenIds::default();
     let mut repeats = 0u64;
-    let mut first_lossy: Option<(u64, String)> = None;
+    let mut first_lossy: Option<(u64, &'static str)> = None;
     loop {
         match csv_reader.read_byte_record(&mut record) {
             Ok(false) => break,
@@ -900,64 +1100,51 @@ fn parse_csv<S: InstanceCostSink>(
         let line = record
             .position()
             .map_or(0, |position| lines.line_at(position.byte()));
-        if record.len() <= last_required {
+        if record.len() <= layout.last_required {
             return Err(decode_error(
                 format!("CSV line {line}"),
                 format!(
                     "the row has {} fields but the header has {}: it is cut short",
                     record.len(),
-                    names.len()
+                    layout.width
                 ),
             ));
         }
-        let row_id = record.get(id_column).unwrap_or_default().to_vec();
-        let fingerprint = {
-            use std::hash::{Hash, Hasher};
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            for field in record.iter() {
-                field.hash(&mut hasher);
-            }
-            hasher.finish()
-        };
+        let row_id = record.get(layout.id_column).unwrap_or_default();
         if !row_id.is_empty() {
-            match seen.get(&row_id) {
-                Some(&(_, earlier)) if earlier == fingerprint => {
+            match seen.check(row_id, line, fingerprint(&record)) {
+                Seen::New => {}
+                Seen::Repeat => {
                     repeats += 1;
                     continue;
                 }
-                Some(&(earlier_line, _)) => {
+                Seen::Conflict { earlier_line } => {
                     return Err(decode_error(
                         format!("CSV line {line}, column id"),
                         format!(
                             "the row id {:?} of line {earlier_line} comes again with other values; refusing to pick one or add both",
-                            super::lenient::shorten(&String::from_utf8_lossy(&row_id), 80)
+                            super::lenient::shorten(&String::from_utf8_lossy(row_id), 80)
                         ),
                     ));
                 }
-                None => {
-                    seen.insert(row_id, (line, fingerprint));
-                }
             }
         }
-        let row = instance_cost_row(&header, &record, |column| {
-            if first_lossy.is_none() {
-                first_lossy = Some((line, column.to_owned()));
-            }
-        })
-        .map_err(|(column, message)| {
-            decode_error(format!("CSV line {line}, column {column}"), message)
-        })?;
-        batch.push(row);
-        if batch.len() >= CSV_BATCH_ROWS {
-            sink.write(std::mem::replace(
-                &mut batch,
-                Vec::with_capacity(CSV_BATCH_ROWS),
-            ))
-            .map_err(sink_error)?;
+        let lossy = batch
+            .push(&layout.columns, &record)
+            .map_err(|(column, message)| {
+                decode_error(format!("CSV line {line}, column {column}"), message)
+            })?;
+        if let (Some(column), None) = (lossy, &first_lossy) {
+            first_lossy = Some((line, column));
+        }
+        if batch.rows >= CSV_BATCH_ROWS
+            && !deliver(std::mem::replace(&mut batch, BatchBuilder::new()).finish())
+        {
+            return Ok(());
         }
     }
-    if !batch.is_empty() {
-        sink.write(batch).map_err(sink_error)?;
+    if batch.rows > 0 && !deliver(batch.finish()) {
+        return Ok(());
     }
     if repeats > 0 {
         tracing::warn!(endpoint = %endpoint, repeats, "the export repeated {repeats} row(s) identically; each is counted once");
@@ -966,6 +1153,324 @@ fn parse_csv<S: InstanceCostSink>(
         tracing::warn!(endpoint = %endpoint, "the export has text that is not UTF-8 (first at line {line}, column {column}); the bad bytes were replaced with U+FFFD");
     }
     Ok(())
+}
+
+/// The columns of the batch being decoded: `texts`, `times` and `numbers` in the order of
+/// `TEXT_COLUMNS`, `TIME_COLUMNS` and `NUMBER_COLUMNS`.
+struct BatchBuilder {
+    rows: usize,
+    texts: [StringBuilder; TEXT_COLUMNS.len()],
+    times: [TimestampMicrosecondBuilder; TIME_COLUMNS.len()],
+    numbers: [Float64Builder; NUMBER_COLUMNS.len()],
+}
+
+impl BatchBuilder {
+    fn new() -> BatchBuilder {
+        BatchBuilder {
+            rows: 0,
+            texts: std::array::from_fn(|_| {
+                StringBuilder::with_capacity(CSV_BATCH_ROWS, CSV_BATCH_ROWS * 16)
+            }),
+            times: std::array::from_fn(|_| {
+                TimestampMicrosecondBuilder::with_capacity(CSV_BATCH_ROWS)
+            }),
+            numbers: std::array::from_fn(|_| Float64Builder::with_capacity(CSV_BATCH_ROWS)),
+        }
+    }
+
+    /// Decodes one row by header position, so column order and extra columns do not matter.
+    /// Fails naming the column of a figure or time that does not read; otherwise returns the
+    /// first text column that was not UTF-8 (kept with U+FFFD), if any. A failed row leaves the
+    /// builder unusable, which is fine: a failure ends the export.
+    fn push(
+        &mut self,
+        columns: &[Option<usize>; CSV_COLUMNS.len()],
+        record: &csv::ByteRecord,
+    ) -> Result<Option<&'static str>, (&'static str, String)> {
+        let field = |slot: usize| {
+            columns[slot]
+                .and_then(|index| record.get(index))
+                .unwrap_or_default()
+        };
+        let mut times = [None; TIME_COLUMNS.len()];
+        for (value, &slot) in times.iter_mut().zip(&TIME_COLUMNS) {
+            *value = decode_time(field(slot)).map_err(|message| (CSV_COLUMNS[slot].0, message))?;
+        }
+        let mut numbers = [None; NUMBER_COLUMNS.len()];
+        for (value, &slot) in numbers.iter_mut().zip(&NUMBER_COLUMNS) {
+            *value =
+                decode_number(field(slot)).map_err(|message| (CSV_COLUMNS[slot].0, message))?;
+        }
+        for (builder, value) in self.times.iter_mut().zip(times) {
+            builder.append_option(value);
+        }
+        for (builder, value) in self.numbers.iter_mut().zip(numbers) {
+            builder.append_option(value);
+        }
+        let mut lossy = None;
+        for (builder, &slot) in self.texts.iter_mut().zip(&TEXT_COLUMNS) {
+            let raw = field(slot);
+            if raw.is_empty() {
+                builder.append_null();
+                continue;
+            }
+            match std::str::from_utf8(raw) {
+                Ok(text) => builder.append_value(text),
+                Err(_) => {
+                    lossy = lossy.or(Some(CSV_COLUMNS[slot].0));
+                    builder.append_value(String::from_utf8_lossy(raw));
+                }
+            }
+        }
+        self.rows += 1;
+        Ok(lossy)
+    }
+
+    fn finish(self) -> InstanceCostBatch {
+        let [id, account_id, account_name, resource_id, cloud_provider, instance_id, instance_type, region, use_case, life_cycle, product, reservation_id] =
+            self.texts.map(|mut builder| builder.finish());
+        let [launch_time, termination_time] = self
+            .times
+            .map(|mut builder| builder.finish().with_timezone("UTC"));
+        let [running_hours, od_hourly_price, od_cost, actual_cost, savings] =
+            self.numbers.map(|mut builder| builder.finish());
+        InstanceCostBatch {
+            id,
+            account_id,
+            account_name,
+            resource_id,
+            cloud_provider,
+            instance_id,
+            instance_type,
+            region,
+            use_case,
+            life_cycle,
+            product,
+            launch_time,
+            termination_time,
+            running_hours,
+            od_hourly_price,
+            od_cost,
+            actual_cost,
+            savings,
+            reservation_id,
+        }
+    }
+}
+
+/// A figure: blank is absent; otherwise what [`super::lenient::parse_number`] accepts. The usual
+/// case (plain digits) is read without building an error message first.
+fn decode_number(raw: &[u8]) -> Result<Option<f64>, String> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    match std::str::from_utf8(raw) {
+        Ok(text) => match text.parse::<f64>().map(super::lenient::check_number) {
+            Ok(Ok(value)) => Ok(Some(value)),
+            _ => super::lenient::parse_number(text),
+        },
+        Err(_) => super::lenient::parse_number(&String::from_utf8_lossy(raw)),
+    }
+}
+
+/// A time, as UTC microseconds: blank is absent; otherwise what
+/// [`super::lenient::parse_timestamp`] accepts. The export's own form is read directly.
+fn decode_time(raw: &[u8]) -> Result<Option<i64>, String> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    if let Some(micros) = export_time_micros(raw) {
+        return Ok(Some(micros));
+    }
+    let text = String::from_utf8_lossy(raw);
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    super::lenient::parse_timestamp(&text)
+        .map(|time| Some(time.timestamp_micros()))
+        .ok_or_else(|| {
+            format!(
+                "unrecognised timestamp {:?}",
+                super::lenient::shorten(&text, 40)
+            )
+        })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.f…]Z` (one to nine fraction digits), the form the export writes, read
+/// without a parser: the same instant RFC 3339 parsing gives. Anything else is `None`.
+fn export_time_micros(raw: &[u8]) -> Option<i64> {
+    if raw.len() < 20
+        || raw[4] != b'-'
+        || raw[7] != b'-'
+        || raw[10] != b'T'
+        || raw[13] != b':'
+        || raw[16] != b':'
+        || raw.last() != Some(&b'Z')
+    {
+        return None;
+    }
+    let digits = |from: usize, to: usize| {
+        raw[from..to].iter().try_fold(0u32, |value, &byte| {
+            byte.is_ascii_digit()
+                .then(|| value * 10 + u32::from(byte - b'0'))
+        })
+    };
+    let nanos = match &raw[19..raw.len() - 1] {
+        [] => 0,
+        [b'.', fraction @ ..] if (1..=9).contains(&fraction.len()) => {
+            digits(20, raw.len() - 1)? * 10u32.pow(9 - fraction.len() as u32)
+        }
+        _ => return None,
+    };
+    let (hour, minute, second) = (digits(11, 13)?, digits(14, 16)?, digits(17, 19)?);
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(digits(0, 4)? as i32, digits(5, 7)?, digits(8, 10)?)?;
+    Some(
+        date.and_hms_nano_opt(hour, minute, second, nanos)?
+            .and_utc()
+            .timestamp_micros(),
+    )
+}
+
+/// A 64-bit digest of a record (each field's length, then its bytes), to tell an identical repeat
+/// of a row from a conflicting one without keeping the row. Folded 128-bit multiplies, two
+/// words a round.
+fn fingerprint(record: &csv::ByteRecord) -> u64 {
+    let mut digest = Digest::new(record.len() as u64);
+    for field in record.iter() {
+        digest.word(field.len() as u64);
+    }
+    let bytes = record.as_slice();
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let mut buffer = [0u8; 8];
+        buffer.copy_from_slice(word);
+        digest.word(u64::from_le_bytes(buffer));
+    }
+    let mut tail = [0u8; 8];
+    tail[..words.remainder().len()].copy_from_slice(words.remainder());
+    digest.word(u64::from_le_bytes(tail));
+    digest.finish(bytes.len() as u64)
+}
+
+struct Digest {
+    state: u64,
+    pending: Option<u64>,
+}
+
+impl Digest {
+    const S0: u64 = 0xA076_1D64_78BD_642F;
+    const S1: u64 = 0xE703_7ED1_A0B4_28DB;
+
+    fn new(seed: u64) -> Digest {
+        Digest {
+            state: seed ^ Self::S1,
+            pending: None,
+        }
+    }
+
+    fn fold(a: u64, b: u64) -> u64 {
+        let product = u128::from(a) * u128::from(b);
+        (product as u64) ^ ((product >> 64) as u64)
+    }
+
+    fn word(&mut self, word: u64) {
+        match self.pending.take() {
+            None => self.pending = Some(word),
+            Some(first) => self.state = Self::fold(first ^ Self::S0, word ^ self.state ^ Self::S1),
+        }
+    }
+
+    fn finish(mut self, length: u64) -> u64 {
+        if let Some(first) = self.pending.take() {
+            self.state = Self::fold(first ^ Self::S0, self.state ^ Self::S1);
+        }
+        Self::fold(self.state ^ Self::S0, length ^ Self::S1)
+    }
+}
+
+/// The row ids seen so far, with the line and fingerprint of each id's first row. Spot numbers
+/// its rows 1, 2, 3…: an id that continues a run of consecutive numbers on consecutive lines
+/// extends that run and costs its 8-byte fingerprint alone, so a 5-million-row export needs
+/// 40 MB here rather than a map of 5 million strings. Any other id (not a plain number, or not
+/// above every run) goes to a map. Runs stay ascending and disjoint, and a number in the map
+/// is below every later run, so each id has one place to look.
+#[derive(Default)]
+struct SeenIds {
+    runs: Vec<IdRun>,
+    fingerprints: Vec<u64>,
+    others: HashMap<Vec<u8>, (u64, u64)>,
+}
+
+struct IdRun {
+    first_id: u64,
+    first_line: u64,
+    /// Index in `fingerprints` of the first id's.
+    first_fingerprint: usize,
+    len: u64,
+}
+
+enum Seen {
+    New,
+    Repeat,
+    Conflict { earlier_line: u64 },
+}
+
+impl SeenIds {
+    fn check(&mut self, id: &[u8], line: u64, fingerprint: u64) -> Seen {
+        let compare = |earlier: u64, earlier_line: u64| {
+            if earlier == fingerprint {
+                Seen::Repeat
+            } else {
+                Seen::Conflict { earlier_line }
+            }
+        };
+        if let Some(number) = plain_number(id) {
+            let end = self.runs.last().map_or(0, |run| run.first_id + run.len);
+            if number >= end {
+                match self.runs.last_mut() {
+                    Some(run) if number == end && line == run.first_line + run.len => run.len += 1,
+                    _ => self.runs.push(IdRun {
+                        first_id: number,
+                        first_line: line,
+                        first_fingerprint: self.fingerprints.len(),
+                        len: 1,
+                    }),
+                }
+                self.fingerprints.push(fingerprint);
+                return Seen::New;
+            }
+            let index = self
+                .runs
+                .partition_point(|run| run.first_id + run.len <= number);
+            if let Some(run) = self.runs.get(index).filter(|run| run.first_id <= number) {
+                let offset = number - run.first_id;
+                let earlier = self.fingerprints[run.first_fingerprint + offset as usize];
+                return compare(earlier, run.first_line + offset);
+            }
+        }
+        match self.others.get(id) {
+            Some(&(earlier_line, earlier)) => compare(earlier, earlier_line),
+            None => {
+                self.others.insert(id.to_vec(), (line, fingerprint));
+                Seen::New
+            }
+        }
+    }
+}
+
+/// An id that is a plain decimal number (digits, no leading zero, below 10^19), so that its
+/// number and its bytes name each other.
+fn plain_number(id: &[u8]) -> Option<u64> {
+    if id.is_empty() || id.len() > 19 || (id[0] == b'0' && id.len() > 1) {
+        return None;
+    }
+    id.iter().try_fold(0u64, |value, &byte| {
+        byte.is_ascii_digit()
+            .then(|| value * 10 + u64::from(byte - b'0'))
+    })
 }
 
 /// A reader that notes where its newlines are, so a record's byte offset gives its line.
@@ -979,9 +1484,25 @@ impl<R: std::io::Read> std::io::Read for LineCounting<R> {
     fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
         let read = self.inner.read(buffer)?;
         let mut newlines = self.newlines.borrow_mut();
-        for (index, byte) in buffer[..read].iter().enumerate() {
+        // Eight bytes at a time: a byte is flagged when it equals `\n`, with no carry between
+        // bytes, so every flag is exact.
+        const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+        let mut words = buffer[..read].chunks_exact(8);
+        let mut at = self.offset;
+        for word in &mut words {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(word);
+            let x = u64::from_le_bytes(bytes) ^ 0x0A0A_0A0A_0A0A_0A0A;
+            let mut flags = !(((x & LOW7) + LOW7) | x | LOW7);
+            while flags != 0 {
+                newlines.push_back(at + u64::from(flags.trailing_zeros() / 8));
+                flags &= flags - 1;
+            }
+            at += 8;
+        }
+        for (index, byte) in words.remainder().iter().enumerate() {
             if *byte == b'\n' {
-                newlines.push_back(self.offset + index as u64);
+                newlines.push_back(at + index as u64);
             }
         }
         self.offset += read as u64;
@@ -1027,76 +1548,6 @@ fn csv_failure(error: csv::Error, endpoint: &Endpoint) -> Failure {
             message: error.to_string(),
         })
     }
-}
-
-/// Builds one row by header name, so column order and extra columns do not matter. `on_lossy` is
-/// told the column of a field that was not UTF-8.
-fn instance_cost_row(
-    header: &HashMap<String, usize>,
-    record: &csv::ByteRecord,
-    mut on_lossy: impl FnMut(&str),
-) -> Result<InstanceCostRow, (&'static str, String)> {
-    let lossy: std::cell::Cell<Option<&'static str>> = std::cell::Cell::new(None);
-    let text = |column: &'static str| -> Option<String> {
-        let raw = header
-            .get(&column.to_ascii_lowercase())
-            .and_then(|&index| record.get(index))?;
-        let value = match std::str::from_utf8(raw) {
-            Ok(value) => std::borrow::Cow::Borrowed(value),
-            Err(_) => {
-                lossy.set(lossy.get().or(Some(column)));
-                String::from_utf8_lossy(raw)
-            }
-        };
-        (!value.is_empty()).then(|| value.into_owned())
-    };
-    let number = |column: &'static str| -> Result<Option<f64>, (&'static str, String)> {
-        match text(column) {
-            None => Ok(None),
-            Some(raw) => super::lenient::parse_number(&raw).map_err(|message| (column, message)),
-        }
-    };
-    let time = |column: &'static str| -> Result<Option<DateTime<Utc>>, (&'static str, String)> {
-        match text(column).filter(|raw| !raw.trim().is_empty()) {
-            None => Ok(None),
-            Some(raw) => super::lenient::parse_timestamp(&raw)
-                .map(Some)
-                .ok_or_else(|| {
-                    (
-                        column,
-                        format!(
-                            "unrecognised timestamp {:?}",
-                            super::lenient::shorten(&raw, 40)
-                        ),
-                    )
-                }),
-        }
-    };
-    let row = InstanceCostRow {
-        id: text("id"),
-        account_id: text("accountId"),
-        account_name: text("accountName"),
-        resource_id: text("resourceId"),
-        cloud_provider: text("cloudProvider"),
-        instance_id: text("instanceId"),
-        instance_type: text("instanceType"),
-        region: text("region"),
-        use_case: text("useCase"),
-        life_cycle: text("lifeCycle"),
-        product: text("product"),
-        launch_time: time("launchTime")?,
-        termination_time: time("terminationTime")?,
-        running_hours: number("runningHours")?,
-        od_hourly_price: number("odHourlyPrice")?,
-        od_cost: number("odCost")?,
-        actual_cost: number("actualCost")?,
-        savings: number("savings")?,
-        reservation_id: text("reservationId"),
-    };
-    if let Some(column) = lossy.get() {
-        on_lossy(column);
-    }
-    Ok(row)
 }
 
 #[cfg(test)]
@@ -1419,6 +1870,130 @@ mod tests {
             error.contains("lacks id, accountId") && error.contains("service unavailable"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn rows_cross_batches_in_order_and_a_failing_sink_ends_the_export() {
+        let rows = CSV_BATCH_ROWS + 7;
+        let mut csv = format!("{HEADER}\n");
+        for id in 1..=rows {
+            csv.push_str(&row(id as u32, "0.5"));
+        }
+        let parsed = parse(csv.as_bytes(), None).unwrap();
+        assert_eq!(parsed.len(), rows);
+        assert!(parsed
+            .iter()
+            .enumerate()
+            .all(|(index, row)| row.id == Some((index + 1).to_string())));
+
+        struct Refuse;
+        impl InstanceCostSink for Refuse {
+            fn restart(&mut self) -> Result<(), String> {
+                Ok(())
+            }
+            fn write(&mut self, _rows: Vec<InstanceCostRow>) -> Result<(), String> {
+                Err("disk full".into())
+            }
+        }
+        match parse_csv(csv.as_bytes(), None, &mut Refuse, &endpoint()) {
+            Err(Failure::Fatal(SpotError::Sink { message, .. })) => {
+                assert_eq!(message, "disk full")
+            }
+            _ => panic!("expected the sink's error"),
+        }
+    }
+
+    #[test]
+    fn export_times_read_as_lenient_parsing_reads_them() {
+        for text in [
+            "2024-03-06T00:00:00Z",
+            "2024-03-06T00:00:00.000Z",
+            "2024-02-29T23:59:59.5Z",
+            "2019-10-05T02:59:40.123456789Z",
+            "1970-01-01T00:00:00.000001Z",
+            "2023-02-29T00:00:00Z",
+            "2024-03-06T24:00:00Z",
+            "2024-03-06T10:00:60Z",
+            "2024-03-06T10:00:00.1234567891Z",
+            "2024-03-06T10:00:00+02:00",
+            "2024-03-06 10:00:00",
+            " 2024-03-06T10:00:00Z ",
+            "1719792000",
+            "Mon Jul 01 00:00:00 UTC 2024",
+            "2024-3-6T10:00:00Z",
+            "yesterday",
+        ] {
+            let lenient =
+                super::super::lenient::parse_timestamp(text).map(|t| t.timestamp_micros());
+            if let Some(fast) = export_time_micros(text.as_bytes()) {
+                assert_eq!(Some(fast), lenient, "{text}");
+            }
+            match decode_time(text.as_bytes()) {
+                Ok(decoded) => assert_eq!(decoded, lenient, "{text}"),
+                Err(message) => {
+                    assert_eq!(lenient, None, "{text}");
+                    assert!(message.starts_with("unrecognised timestamp"), "{message}");
+                }
+            }
+        }
+        assert_eq!(
+            export_time_micros(b"2019-10-05T02:59:40.123456789Z"),
+            Some(1_570_244_380_123_456)
+        );
+    }
+
+    #[test]
+    fn repeated_ids_are_found_in_runs_and_in_the_map() {
+        let mut seen = SeenIds::default();
+        let new = |outcome: Seen| matches!(outcome, Seen::New);
+        let repeat = |outcome: Seen| matches!(outcome, Seen::Repeat);
+        let conflict = |outcome: Seen| match outcome {
+            Seen::Conflict { earlier_line } => Some(earlier_line),
+            _ => None,
+        };
+        // 1, 2, 3 on lines 2, 3, 4: one run.
+        for (id, line) in [(b"1", 2), (b"2", 3), (b"3", 4)] {
+            assert!(new(seen.check(id, line, line * 10)));
+        }
+        assert_eq!(seen.runs.len(), 1);
+        assert!(new(seen.check(b"x-1", 5, 50)));
+        // A gap, then a row that spans two lines: new runs.
+        assert!(new(seen.check(b"10", 6, 60)));
+        assert!(new(seen.check(b"11", 8, 80)));
+        assert_eq!(seen.runs.len(), 3);
+        // Below the top but in no run, or not a plain number: the map.
+        assert!(new(seen.check(b"5", 9, 90)));
+        assert!(new(seen.check(b"02", 10, 100)));
+        assert!(new(seen.check(b"0", 11, 110)));
+        assert!(repeat(seen.check(b"2", 12, 30)));
+        assert_eq!(conflict(seen.check(b"2", 12, 31)), Some(3));
+        assert_eq!(conflict(seen.check(b"11", 12, 0)), Some(8));
+        assert!(repeat(seen.check(b"10", 12, 60)));
+        assert!(repeat(seen.check(b"5", 12, 90)));
+        assert_eq!(conflict(seen.check(b"5", 12, 91)), Some(9));
+        assert!(repeat(seen.check(b"02", 12, 100)));
+        assert!(repeat(seen.check(b"x-1", 12, 50)));
+        assert!(repeat(seen.check(b"0", 12, 110)));
+        assert!(new(seen.check(b"4", 12, 120)));
+        assert!(new(seen.check(b"12", 13, 130)));
+        assert!(repeat(seen.check(b"4", 14, 120)));
+        assert!(repeat(seen.check(b"12", 14, 130)));
+    }
+
+    #[test]
+    fn fingerprints_tell_field_boundaries_and_bytes_apart() {
+        let record = |fields: &[&str]| csv::ByteRecord::from(fields.to_vec());
+        let base = fingerprint(&record(&["1", "act-1", "0.5", ""]));
+        assert_eq!(base, fingerprint(&record(&["1", "act-1", "0.5", ""])));
+        for other in [
+            record(&["1", "act-1", "0.5"]),
+            record(&["1", "act-10", ".5", ""]),
+            record(&["1", "act-1", "0.6", ""]),
+            record(&["1", "act-1", "0.5", "", ""]),
+            record(&["1", "act-1", "0.5", " "]),
+        ] {
+            assert_ne!(base, fingerprint(&other), "{other:?}");
+        }
     }
 
     #[test]

@@ -187,7 +187,7 @@ pub(crate) fn decode_items<T: DeserializeOwned>(
     body: &[u8],
     wrapper: Option<&str>,
 ) -> Result<Page<T>, DecodeFailure> {
-    let root = parse_root(body)?;
+    let mut root = parse_root(body)?;
     let request_id = request_id(&root);
     let shape_error = |json_path: &str, message: &str| DecodeFailure {
         is_syntax: false,
@@ -210,10 +210,15 @@ pub(crate) fn decode_items<T: DeserializeOwned>(
             ))
         }
     };
-    let (items, single) = match response.get("items") {
+    // Taken out of the parsed body rather than cloned: a cluster's cost tree is a large value.
+    let items = root
+        .get_mut("response")
+        .and_then(|response| response.get_mut("items"))
+        .map(Value::take);
+    let (items, single) = match items {
         None | Some(Value::Null) => (Vec::new(), false),
-        Some(Value::Array(items)) => (items.clone(), false),
-        Some(object @ Value::Object(_)) => (vec![object.clone()], true),
+        Some(Value::Array(items)) => (items, false),
+        Some(object @ Value::Object(_)) => (vec![object], true),
         Some(_) => {
             return Err(shape_error(
                 "response.items",

@@ -9,7 +9,7 @@ pub mod lenient;
 mod ratelimit;
 pub mod types;
 
-pub use endpoints::{DayWindow, InstanceCostSink};
+pub use endpoints::{DayWindow, InstanceCostBatch, InstanceCostSink};
 pub use error::{Endpoint, SpotError};
 
 use bytes::Bytes;

@@ -104,7 +104,7 @@ async fn extract_under_faults_succeeds_and_never_prints_the_token() {
 }
 
 #[tokio::test]
-async fn simulate_prints_its_url_on_the_first_line() {
+async fn simulate_prints_its_url_on_the_first_line_and_stops_on_sigterm() {
     let mut child = spotcost(&["simulate", "--listen", "127.0.0.1:0"], &[])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -118,10 +118,26 @@ async fn simulate_prints_its_url_on_the_first_line() {
     })
     .await
     .unwrap();
-    child.kill().unwrap();
-    let _ = child.wait();
     assert!(first.starts_with("http://127.0.0.1:"), "{first:?}");
     assert!(!first.trim_end().ends_with(":0"), "{first:?}");
+    // SIGTERM (what systemd and container runtimes send) stops it cleanly, like Ctrl-C.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
 
 #[tokio::test]

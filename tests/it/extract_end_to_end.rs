@@ -355,3 +355,63 @@ async fn one_account_can_be_re_extracted_without_touching_the_others() {
     assert!(error.to_string().contains("act-nothere"), "{error}");
     server.shutdown().await;
 }
+
+/// The lake is readable as is by Hive-style engines (Spark, Trino, Athena): `<dataset>/day=<date>/`
+/// folders, no column named like the partition key, and only plain Parquet types (no unsigned
+/// integers, nanosecond timestamps, dictionaries or large strings, which some of them reject).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lake_is_plain_hive_partitioned_parquet() {
+    use arrow::datatypes::{DataType, TimeUnit};
+    let server = simulator(SimConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan(dir.path(), FROM, "2026-11-02", &Dataset::ALL);
+    let report = pipeline::extract(client(&server.url(), 4), &plan)
+        .await
+        .unwrap();
+    assert!(report.failures().next().is_none());
+    let lake = dir.path().join("lake");
+    let files = snapshot_tree(&lake);
+    assert!(files.len() > Dataset::ALL.len());
+    for (path, bytes) in &files {
+        let parts: Vec<&str> = path.split('/').collect();
+        assert_eq!(parts.len(), 3, "{path}: <dataset>/day=<date>/<file>");
+        assert!(Dataset::from_name(parts[0]).is_some(), "{path}");
+        let date = parts[1]
+            .strip_prefix("day=")
+            .unwrap_or_else(|| panic!("{path}"));
+        assert!(
+            chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok(),
+            "{path}"
+        );
+        assert!(
+            parts[2].starts_with("part-") && parts[2].ends_with(".parquet"),
+            "{path}: a visible data file (engines skip names starting with . or _)"
+        );
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            bytes::Bytes::from(bytes.clone()),
+        )
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+        for field in reader.schema().fields() {
+            assert_ne!(
+                field.name(),
+                "day",
+                "{path}: a column named like the partition key"
+            );
+            let plain = match field.data_type() {
+                DataType::Utf8 | DataType::Float64 | DataType::Int64 | DataType::Date32 => true,
+                DataType::Timestamp(TimeUnit::Microsecond, Some(zone)) => zone.as_ref() == "UTC",
+                DataType::Map(entries, _) => match entries.data_type() {
+                    DataType::Struct(kv) => kv.iter().all(|f| f.data_type() == &DataType::Utf8),
+                    _ => false,
+                },
+                _ => false,
+            };
+            assert!(
+                plain,
+                "{path}: column {} is {:?}",
+                field.name(),
+                field.data_type()
+            );
+        }
+    }
+}

@@ -1006,10 +1006,10 @@ async fn a_group_listed_twice_and_an_item_repeated_are_counted_once() {
     ));
     let dir = tempfile::tempdir().unwrap();
     extract_elastigroup_costs(&local, dir.path()).await.unwrap();
-    // One group, so one pair of cost calls.
+    // One group, so one cost call: the detailed route, whose spot instances give the spot share.
     assert_eq!(
         local.seen().iter().filter(|t| t.contains("/costs")).count(),
-        2
+        1
     );
     let rows = keyed_numbers(
         &duckdb(),
@@ -1039,14 +1039,18 @@ async fn a_group_listed_twice_and_an_item_repeated_are_counted_once() {
             && error.contains("response.items[0] and [1]"),
         "{error}"
     );
-    // Two different day totals for one group-day: refused too.
+    // Two different day totals for one group-day on the spot-only route (which extraction no
+    // longer needs, but the client still serves): refused too.
     local.answer(answers(
         json!([cost_item(1.5), cost_item(2.5)]),
         json!([detailed_item("i-1", true, 1.5)]),
     ));
-    let error = extract_elastigroup_costs(&local, dir.path())
+    let error = local
+        .client()
+        .group_spot_costs(ACCOUNT, "sig-1", DayWindow::new(usage_day()))
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(
         error.contains("/aws/ec2/group/sig-1/costs?") && error.contains("listed twice"),
         "{error}"

@@ -1,10 +1,11 @@
 //! The models over a lake extracted from the simulator: marts reconcile to its ground truth to the
-//! cent under every shared-cost policy, every mart and column is commented, and a failing data
-//! test fails the build while the previous warehouse stays usable.
+//! cent under every shared-cost policy, every mart and column is commented, a failing data test
+//! fails the build while the previous warehouse stays usable, and an incremental build gives the
+//! same warehouse as a full one.
 
 use crate::support::*;
 use spotcost::extract::Dataset;
-use spotcost::models::{self, ModelError, ModelSettings, SharedCostPolicy};
+use spotcost::models::{self, BuildKind, ModelError, ModelSettings, Rebuild, SharedCostPolicy};
 use spotcost::pipeline;
 use spotcost::sim::SimConfig;
 use std::collections::HashMap;
@@ -182,17 +183,7 @@ async fn a_failing_data_test_fails_the_build_and_keeps_the_previous_warehouse() 
 
     // The shipped models plus one test that always finds an offending row.
     let broken = tempfile::tempdir().unwrap();
-    for folder in ["staging", "marts", "tests"] {
-        std::fs::create_dir_all(broken.path().join(folder)).unwrap();
-        for entry in std::fs::read_dir(queries().join(folder)).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(
-                &path,
-                broken.path().join(folder).join(path.file_name().unwrap()),
-            )
-            .unwrap();
-        }
-    }
+    copy_queries(broken.path());
     std::fs::write(
         broken.path().join("tests/chargeback_namespace__always_fails.sql"),
         "-- A test that cannot pass.\nselect namespace, total_cost_usd from chargeback_namespace order by all limit 3",
@@ -239,5 +230,212 @@ async fn a_failing_data_test_fails_the_build_and_keeps_the_previous_warehouse() 
             "select count(*) from chargeback_namespace"
         ),
         before
+    );
+}
+
+/// The shipped models, copied into `to` (to be edited by a test).
+fn copy_queries(to: &Path) {
+    for folder in ["staging", "intermediate", "marts", "tests"] {
+        std::fs::create_dir_all(to.join(folder)).unwrap();
+        for entry in std::fs::read_dir(queries().join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, to.join(folder).join(path.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+fn full_settings() -> ModelSettings {
+    ModelSettings {
+        rebuild: Rebuild::Full,
+        ..ModelSettings::default()
+    }
+}
+
+/// Extracts `from..=to` (every dataset; snapshots on the day after `to`) from a simulator whose
+/// "today" is `today`, with the last two days before it provisional.
+async fn extract_as_of(dir: &Path, today: &str, from: &str, to: &str) {
+    let server = simulator(SimConfig {
+        today: Some(day(today)),
+        restatement_days: 2,
+        ..SimConfig::default()
+    })
+    .await;
+    let report = pipeline::extract(
+        client(&server.url(), 4),
+        &plan(dir, from, to, &Dataset::ALL),
+    )
+    .await
+    .unwrap();
+    assert!(report.is_success());
+    server.shutdown().await;
+}
+
+/// Every table of the warehouse at `path` (marts, intermediate tables, settings), each as its
+/// sorted rows, doubles rounded to 1e-9 USD (DuckDB may add a sum's parts in another order).
+fn tables_of(path: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    let db = duckdb::Connection::open(path).unwrap();
+    let strings = |sql: &str| -> Vec<String> {
+        let mut statement = db.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let rows = statement
+            .query_map([], |row| row.get::<_, Option<String>>(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.map(|r| r.unwrap().unwrap_or_else(|| "NULL".into()))
+            .collect()
+    };
+    let mut tables = std::collections::BTreeMap::new();
+    for table in strings("select table_name from duckdb_tables() where not temporary order by all")
+    {
+        let columns = strings(&format!(
+            "select case when data_type = 'DOUBLE' then 'round(\"' || column_name || '\", 9)::varchar' \
+             else '\"' || column_name || '\"::varchar' end \
+             from duckdb_columns() where table_name = '{table}' order by column_index"
+        ));
+        let rows = strings(&format!(
+            "select [{}]::varchar as r from \"{table}\" order by r",
+            columns.join(", ")
+        ));
+        tables.insert(table, rows);
+    }
+    tables
+}
+
+fn assert_same_tables(label: &str, got: &Path, want: &Path) {
+    let (got, want) = (tables_of(got), tables_of(want));
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "{label}: the tables differ"
+    );
+    for (table, rows) in &want {
+        assert!(
+            !rows.is_empty() || table == "audit_activity",
+            "{label}: {table} is empty"
+        );
+        let other = &got[table];
+        let first = other
+            .iter()
+            .zip(rows)
+            .find(|(a, b)| a != b)
+            .map(|(a, b)| format!("{a} vs {b}"));
+        assert!(
+            other == rows,
+            "{label}: {table} has {} rows against {}; first difference: {first:?}",
+            other.len(),
+            rows.len()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_build_equals_a_full_build_of_the_same_lake() {
+    let dir = tempfile::tempdir().unwrap();
+    // The first night: four days, the last two of them provisional.
+    extract_as_of(dir.path(), "2026-11-03", FROM, TO).await;
+    let first = models::build(dir.path(), &queries(), &ModelSettings::default()).unwrap();
+    assert_eq!(first.kind, BuildKind::Full);
+    assert_eq!(first.days_recomputed, 4);
+    assert_eq!(models::last_build(dir.path()), Some((BuildKind::Full, 4)));
+
+    // Nothing changed: nothing to recompute, and the same warehouse.
+    let before = dir.path().join("before.duckdb");
+    std::fs::copy(models::warehouse_path(dir.path()), &before).unwrap();
+    let unchanged = models::build(dir.path(), &queries(), &ModelSettings::default()).unwrap();
+    assert_eq!(
+        (unchanged.kind, unchanged.days_recomputed),
+        (BuildKind::Incremental, 0)
+    );
+    assert_same_tables("unchanged", &models::warehouse_path(dir.path()), &before);
+
+    // The next nights: the provisional days are restated, a new day lands, and one day's
+    // instance-cost export is gone.
+    extract_as_of(dir.path(), "2026-11-05", "2026-11-01", "2026-11-03").await;
+    std::fs::remove_dir_all(dir.path().join("lake/instance_costs/day=2026-10-31")).unwrap();
+    let nightly = models::build(dir.path(), &queries(), &ModelSettings::default()).unwrap();
+    assert_eq!(
+        nightly.kind,
+        BuildKind::Incremental,
+        "{:?}",
+        nightly.full_reason
+    );
+    assert_eq!(nightly.days_recomputed, 4);
+    assert_eq!(nightly.marts.len(), 6);
+    assert_eq!(nightly.intermediate, ["int_ocean_cluster_days"]);
+    let incremental = dir.path().join("incremental.duckdb");
+    std::fs::copy(models::warehouse_path(dir.path()), &incremental).unwrap();
+    // The restated days really changed the marts.
+    let changed = count(
+        &duckdb::Connection::open(&before).unwrap(),
+        "select count(*) from chargeback_namespace where day = '2026-11-01'",
+    );
+    assert!(changed > 0);
+    assert!(
+        tables_of(&before)["chargeback_namespace"]
+            != tables_of(&incremental)["chargeback_namespace"]
+    );
+
+    let full = models::build(dir.path(), &queries(), &full_settings()).unwrap();
+    assert_eq!(full.kind, BuildKind::Full);
+    assert_eq!(full.days_recomputed, 5);
+    assert_same_tables(
+        "incremental against full",
+        &incremental,
+        &models::warehouse_path(dir.path()),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_model_or_setting_forces_a_full_build() {
+    let dir = tempfile::tempdir().unwrap();
+    extract_as_of(dir.path(), "2026-11-03", FROM, FROM).await;
+    let kind = |queries: &Path, settings: &ModelSettings| {
+        let built = models::build(dir.path(), queries, settings).unwrap();
+        (built.kind, built.full_reason.unwrap_or_default())
+    };
+    let defaults = ModelSettings::default();
+    assert_eq!(kind(&queries(), &defaults).0, BuildKind::Full);
+    assert_eq!(kind(&queries(), &defaults).0, BuildKind::Incremental);
+
+    // Another shared-cost policy: a full build, then incremental again under it.
+    let even = settings(SharedCostPolicy::Even);
+    let (built, reason) = kind(&queries(), &even);
+    assert_eq!(built, BuildKind::Full);
+    assert!(reason.contains("settings"), "{reason}");
+    assert_eq!(kind(&queries(), &even).0, BuildKind::Incremental);
+
+    // A mart's SQL changes (a comment is enough): full.
+    let edited = tempfile::tempdir().unwrap();
+    copy_queries(edited.path());
+    let mart = edited.path().join("marts/savings_realized.sql");
+    let sql = std::fs::read_to_string(&mart).unwrap();
+    std::fs::write(&mart, format!("{sql}\n-- edited\n")).unwrap();
+    assert_eq!(kind(edited.path(), &even).0, BuildKind::Full);
+    assert_eq!(kind(edited.path(), &even).0, BuildKind::Incremental);
+
+    // Asked for, or a warehouse changed behind spotcost's back, or no record of the last build.
+    assert_eq!(
+        kind(
+            edited.path(),
+            &ModelSettings {
+                rebuild: Rebuild::Full,
+                ..even.clone()
+            }
+        )
+        .0,
+        BuildKind::Full
+    );
+    duckdb::Connection::open(models::warehouse_path(dir.path()))
+        .unwrap()
+        .execute_batch("delete from savings_realized")
+        .unwrap();
+    let (built, reason) = kind(edited.path(), &even);
+    assert_eq!(built, BuildKind::Full);
+    assert!(reason.contains("changed since"), "{reason}");
+    std::fs::remove_file(models::manifest_path(dir.path())).unwrap();
+    assert_eq!(kind(edited.path(), &even).0, BuildKind::Full);
+    assert!(
+        count(
+            &warehouse(dir.path()),
+            "select count(*) from savings_realized"
+        ) > 0
     );
 }

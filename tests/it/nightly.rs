@@ -4,7 +4,7 @@
 
 use crate::support::*;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use spotcost::cli::{self, BackfillArgs, Command, Locations};
+use spotcost::cli::{self, BackfillArgs, Command, Locations, RunArgs};
 use spotcost::config::Environment;
 use spotcost::extract::{Dataset, Grain};
 use spotcost::schedule::Clock;
@@ -45,9 +45,21 @@ fn config(dir: &Path, data_dir: &Path, extra: &str) -> PathBuf {
 }
 
 async fn nightly(config: &Path, server: &SimServer, today: &str) -> bool {
-    let args = Locations {
-        data_dir: None,
-        config: Some(config.to_owned()),
+    nightly_shard(config, server, today, None).await
+}
+
+async fn nightly_shard(
+    config: &Path,
+    server: &SimServer,
+    today: &str,
+    shard: Option<spotcost::pipeline::Shard>,
+) -> bool {
+    let args = RunArgs {
+        locations: Locations {
+            data_dir: None,
+            config: Some(config.to_owned()),
+        },
+        shard,
     };
     cli::run(Command::Run(args), environment(server), at(today))
         .await
@@ -151,6 +163,7 @@ async fn three_nightly_runs_equal_one_backfill_and_pick_up_restated_costs() {
             to: day("2026-03-07"),
             datasets: None,
             accounts: None,
+            shard: None,
             locations: Locations {
                 data_dir,
                 config: Some(config.to_owned()),
@@ -536,4 +549,66 @@ async fn check_names_the_permission_a_refused_dataset_needs() {
     );
     // `check` is read-only: no lake, no state beyond the folder it proved writable.
     assert!(!data_dir.join("lake").exists());
+}
+
+/// Two machines each extracting one shard write disjoint files whose union is, byte for byte,
+/// the lake of one unsharded run; a shard's nightly run leaves modelling to the merged lake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_shards_together_equal_one_unsharded_run() {
+    let server = simulator(SimConfig {
+        today: Some(day("2026-03-11")),
+        ..SimConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut lakes = Vec::new();
+    for (name, shard) in [
+        ("whole", None),
+        ("shard-1", Some("1/2")),
+        ("shard-2", Some("2/2")),
+    ] {
+        let data_dir = dir.path().join(name);
+        let config = config(dir.path(), &data_dir, "start_date = 2026-03-01\n");
+        let shard = shard.map(|s| s.parse().expect("a valid shard"));
+        assert!(
+            nightly_shard(&config, &server, "2026-03-11", shard).await,
+            "{name} failed"
+        );
+        assert_eq!(
+            data_dir.join("warehouse.duckdb").exists(),
+            shard.is_none(),
+            "{name}: only the unsharded run builds the warehouse"
+        );
+        lakes.push(snapshot_tree(&data_dir.join("lake")));
+    }
+    let whole = &lakes[0];
+    let (first, second) = (&lakes[1], &lakes[2]);
+    assert!(
+        !first.is_empty() && !second.is_empty(),
+        "each shard extracts something"
+    );
+    let accounts_of = |lake: &[(String, Vec<u8>)]| -> std::collections::BTreeSet<String> {
+        lake.iter()
+            .filter_map(|(path, _)| path.rsplit('/').next())
+            .filter(|file| file.starts_with("part-act"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert!(
+        accounts_of(first).is_disjoint(&accounts_of(second)),
+        "an account belongs to one shard"
+    );
+    assert!(
+        !accounts_of(first).is_empty() && !accounts_of(second).is_empty(),
+        "both shards own accounts"
+    );
+    let mut merged: Vec<(String, Vec<u8>)> = first.iter().chain(second).cloned().collect();
+    merged.sort();
+    let merged_paths: Vec<&String> = merged.iter().map(|(p, _)| p).collect();
+    let whole_paths: Vec<&String> = whole.iter().map(|(p, _)| p).collect();
+    assert_eq!(
+        merged_paths, whole_paths,
+        "the shards' files are exactly the unsharded run's"
+    );
+    assert!(merged == *whole, "and byte for byte the same");
 }

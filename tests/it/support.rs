@@ -44,6 +44,7 @@ pub fn plan(data_dir: &Path, from: &str, to: &str, datasets: &[Dataset]) -> Extr
         default_account: None,
         namespace_label_keys: vec!["team".into(), "cost-center".into()],
         parallel_items: 6,
+        shard: None,
         shutdown: tokio_util::sync::CancellationToken::new(),
     }
 }
