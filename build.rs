@@ -29,11 +29,13 @@ fn main() {
     let mut code = String::from("pub static FILES: &[(&str, &str)] = &[\n");
     for path in &files {
         let relative = path.strip_prefix(&root).expect("under the manifest dir");
+        // Relative to the manifest dir, evaluated when the crate compiles: checkouts at other paths
+        // share one target dir, and cargo may reuse this output without re-running the script.
+        let relative = relative.to_string_lossy().replace('\\', "/");
         let _ = writeln!(
             code,
-            "    ({:?}, include_str!({:?})),",
-            relative.to_string_lossy().replace('\\', "/"),
-            path.display().to_string()
+            "    ({relative:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), {:?}))),",
+            format!("/{relative}")
         );
     }
     code.push_str("];\n");
