@@ -25,7 +25,7 @@ ocean_node_groups as (
         coalesce(resource_id, '(unknown node group)') as resource_name,
         sum(actual_cost_usd) as actual_cost_usd,
         sum(on_demand_cost_usd) as on_demand_cost_usd,
-    from stg_spot__instance_costs
+    from int_instance_cost_days
     where is_ocean
     group by all
 ),

@@ -10,7 +10,7 @@ charged as (
 
 reported as (
     select date_trunc('month', day)::date as month, account_id, sum(actual_cost_usd) as reported_usd,
-    from stg_spot__account_costs
+    from int_account_cost_days
     group by all
 )
 

@@ -1,7 +1,9 @@
 -- Every chargeback_namespace key (day, account_id, cluster_id, namespace) is present and unique. Returns duplicated or incomplete keys.
+-- incremental: day
 select
     day, account_id, cluster_id, namespace,
     count(*) as rows_with_key,
 from chargeback_namespace
+where day in (select day from spotcost_changed_days)
 group by all
 having count(*) > 1 or bool_or(day is null or account_id is null or cluster_id is null or namespace is null)

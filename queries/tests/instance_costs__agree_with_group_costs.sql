@@ -4,15 +4,16 @@ with
 
 exported as (
     select day, account_id, resource_id, sum(actual_cost_usd) as exported_usd,
-    from stg_spot__instance_costs
-    where not is_ocean
+    from int_instance_cost_days
+    where not is_ocean and day in (select day from spotcost_changed_days)
     group by all
 ),
 
 resources as (
-    select day, account_id, resource_id, actual_cost_usd from stg_spot__elastigroup_costs
-    union all
-    select day, account_id, resource_id, actual_cost_usd from stg_spot__managed_instance_costs
+    -- The resources' own daily costs, as savings_realized carries them.
+    select day, account_id, resource_id, actual_cost_usd,
+    from savings_realized
+    where product <> 'Ocean' and day in (select day from spotcost_changed_days)
 )
 
 select
@@ -20,7 +21,7 @@ select
     resources.account_id,
     resources.resource_id,
     resources.actual_cost_usd as resource_usd,
-    coalesce(exported.exported_usd, 0) as exported_usd,
+    exported.exported_usd,
 from resources
 inner join exported using (day, account_id, resource_id)
 cross join spotcost_settings

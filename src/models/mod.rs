@@ -322,47 +322,54 @@ fn duckdb_type(data_type: &DataType) -> &'static str {
     }
 }
 
-/// `create view raw_spot__<dataset>` over the lake folder, or over `files` alone (the changed
-/// days of an incremental build), or an empty view of the declared schema when there are no
-/// files (so models still bind).
-fn raw_view_sql(lake: &Path, dataset: Dataset, files: Option<&[PathBuf]>) -> String {
+/// `create view raw_spot__<dataset>` over the lake folder, or with `files`, a temporary view of
+/// that name over those files alone (the changed days of an incremental build), which shadows the
+/// lake-wide view in this connection. `union_by_name` is `None` when the dataset has no files yet
+/// (the view is then empty, with the declared columns, so models still bind), else whether the
+/// files may hold different columns.
+fn raw_view_sql(
+    lake: &Path,
+    dataset: Dataset,
+    files: Option<&[PathBuf]>,
+    union_by_name: Option<bool>,
+) -> String {
     let name = format!("raw_spot__{}", dataset.name());
-    match files {
-        None => parquet_view_sql(&name, &lake.join(dataset.name()), &dataset.schema(), true),
-        Some([]) => empty_view_sql(&name, &dataset.schema(), true),
-        Some(files) => {
-            let list: Vec<String> = files
-                .iter()
-                .map(|f| quote_literal(&f.display().to_string()))
-                .collect();
+    let sources = match files {
+        None => vec![format!(
+            "{}/**/*.parquet",
+            lake.join(dataset.name()).display()
+        )],
+        Some(files) => files.iter().map(|f| f.display().to_string()).collect(),
+    };
+    let query = match union_by_name {
+        Some(union_by_name) if !sources.is_empty() => {
+            let list: Vec<String> = sources.iter().map(|s| quote_literal(s)).collect();
             format!(
-                "create or replace view {name} as select * from read_parquet([{}], hive_partitioning = true, union_by_name = true)",
+                "select * from read_parquet([{}], hive_partitioning = true, union_by_name = {union_by_name})",
                 list.join(", ")
             )
         }
-    }
+        _ => empty_view_query(&dataset.schema(), true),
+    };
+    let kind = if files.is_some() { "temp view" } else { "view" };
+    format!("create or replace {kind} {name} as {query}")
 }
 
-/// A view over the Parquet files under `folder` (Hive `day=` folders when `partitioned`), or an
-/// empty view of `schema` when there are none yet.
-fn parquet_view_sql(name: &str, folder: &Path, schema: &Schema, partitioned: bool) -> String {
+/// A query over the Parquet files directly in `folder`, or an empty one of `schema`'s columns when
+/// there are none yet.
+fn parquet_folder_query(folder: &Path, schema: &Schema) -> String {
     if walk_has_parquet(folder) {
-        let glob = if partitioned {
-            format!("{}/**/*.parquet", folder.display())
-        } else {
-            format!("{}/*.parquet", folder.display())
-        };
         format!(
-            "create or replace view {name} as select * from read_parquet({}, hive_partitioning = {partitioned}, union_by_name = true)",
-            quote_literal(&glob)
+            "select * from read_parquet({}, union_by_name = true)",
+            quote_literal(&format!("{}/*.parquet", folder.display()))
         )
     } else {
-        empty_view_sql(name, schema, partitioned)
+        empty_view_query(schema, false)
     }
 }
 
-/// A view with `schema`'s columns (and the `day` partition column when `partitioned`) and no rows.
-fn empty_view_sql(name: &str, schema: &Schema, partitioned: bool) -> String {
+/// A query with `schema`'s columns (and the `day` partition column when `partitioned`) and no rows.
+fn empty_view_query(schema: &Schema, partitioned: bool) -> String {
     let columns: Vec<String> = schema
         .fields()
         .iter()
@@ -375,29 +382,16 @@ fn empty_view_sql(name: &str, schema: &Schema, partitioned: bool) -> String {
         })
         .chain(partitioned.then(|| "cast(null as date) as day".to_owned()))
         .collect();
-    format!(
-        "create or replace view {name} as select {} where false",
-        columns.join(", ")
-    )
+    format!("select {} where false", columns.join(", "))
 }
 
 /// The run history: the views `runs` and `run_items` over `DIR/state/{runs,run_items}/*.parquet`.
 /// They read the files when queried, so they include runs recorded after the build.
 fn run_history_sql(state_dir: &Path) -> String {
-    let runs = parquet_view_sql(
-        "runs",
-        &state_dir.join("runs"),
-        &history::runs_schema(),
-        false,
-    );
-    let items = parquet_view_sql(
-        "run_items",
-        &state_dir.join("run_items"),
-        &history::run_items_schema(),
-        false,
-    );
+    let runs = parquet_folder_query(&state_dir.join("runs"), &history::runs_schema());
+    let items = parquet_folder_query(&state_dir.join("run_items"), &history::run_items_schema());
     format!(
-        "{runs};\n{items};\n\
+        "create or replace view runs as {runs};\ncreate or replace view run_items as {items};\n\
          comment on view runs is 'One row per spotcost command run (run, extract, backfill, model, report, demo): running while it runs (or if it was killed), then succeeded, failed or interrupted.';\n\
          comment on view run_items is 'One row per run, dataset and account (account_id org for organisation-wide datasets): days and rows landed, API requests, retries, 429s and the error.';"
     )
@@ -439,8 +433,8 @@ pub fn manifest_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Bump when the runner changes what a build computes, so the next build is a full one.
-const RUNNER_VERSION: u32 = 1;
-const MANIFEST_VERSION: u32 = 1;
+const RUNNER_VERSION: u32 = 2;
+const MANIFEST_VERSION: u32 = 2;
 
 /// A file as the manifest knows it: a rewrite (a new file renamed into place) changes its inode
 /// and modification time even when the size stays.
@@ -470,11 +464,24 @@ fn stamp(path: &Path) -> Option<FileStamp> {
     })
 }
 
-/// The lake's Parquet files by path relative to the lake (`<dataset>/day=…/part-….parquet`).
-type Listing = BTreeMap<String, FileStamp>;
+/// A lake file as the manifest knows it: its stamp and which columns it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct LakeFile {
+    #[serde(flatten)]
+    stamp: FileStamp,
+    /// A hash of the file's column names (0 when its footer cannot be read). When every file of a
+    /// dataset has the same, its raw view can skip DuckDB's `union_by_name`, which reads every
+    /// file's footer again each time a query binds the view.
+    columns: u64,
+}
 
-fn list_lake(lake: &Path) -> Listing {
-    fn walk(folder: &Path, relative: &str, listing: &mut Listing) {
+/// The lake's Parquet files by path relative to the lake (`<dataset>/day=…/part-….parquet`).
+type Listing = BTreeMap<String, LakeFile>;
+
+/// Lists the lake. A file's columns are read from its footer unless `known` (the previous
+/// build's listing) has it with the same stamp.
+fn list_lake(lake: &Path, known: Option<&Listing>) -> Listing {
+    fn walk(folder: &Path, relative: &str, known: Option<&Listing>, listing: &mut Listing) {
         let Ok(entries) = std::fs::read_dir(folder) else {
             return;
         };
@@ -490,17 +497,60 @@ fn list_lake(lake: &Path) -> Listing {
                 format!("{relative}/{name}")
             };
             if path.is_dir() {
-                walk(&path, &key, listing);
+                walk(&path, &key, known, listing);
             } else if name.ends_with(".parquet") {
                 if let Some(stamp) = stamp(&path) {
-                    listing.insert(key, stamp);
+                    let columns = known
+                        .and_then(|k| k.get(&key))
+                        .filter(|file| file.stamp == stamp)
+                        .map_or_else(|| column_names_hash(&path), |file| file.columns);
+                    listing.insert(key, LakeFile { stamp, columns });
                 }
             }
         }
     }
     let mut listing = Listing::new();
-    walk(lake, "", &mut listing);
+    walk(lake, "", known, &mut listing);
     listing
+}
+
+/// FNV-1a over a Parquet file's top-level column names in order; 0 when the footer is unreadable.
+fn column_names_hash(path: &Path) -> u64 {
+    use parquet::file::reader::FileReader as _;
+    let Ok(file) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let Ok(reader) = parquet::file::reader::SerializedFileReader::new(file) else {
+        return 0;
+    };
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for field in reader
+        .metadata()
+        .file_metadata()
+        .schema_descr()
+        .root_schema()
+        .get_fields()
+    {
+        for byte in field.name().bytes().chain([0]) {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// The datasets that have lake files, each with whether its files may hold different columns
+/// (and so need DuckDB's `union_by_name`). The raw views are a function of this alone.
+fn lake_datasets(listing: &Listing) -> BTreeMap<Dataset, bool> {
+    let mut columns: BTreeMap<Dataset, BTreeSet<u64>> = BTreeMap::new();
+    for (key, file) in listing {
+        if let Some(dataset) = key.split('/').next().and_then(Dataset::from_name) {
+            columns.entry(dataset).or_default().insert(file.columns);
+        }
+    }
+    columns
+        .into_iter()
+        .map(|(dataset, hashes)| (dataset, hashes.len() > 1 || hashes.contains(&0)))
+        .collect()
 }
 
 /// The daily dataset and usage day a lake file belongs to; `None` for snapshot datasets (the
@@ -662,10 +712,17 @@ fn plan(data_dir: &Path, fingerprint: &str, listing: &Listing, rebuild: Rebuild)
 struct Changed {
     days: BTreeSet<NaiveDate>,
     files: BTreeMap<Dataset, Vec<PathBuf>>,
+    /// Whether the previous warehouse's views read the lake as this build's would.
+    views_unchanged: bool,
 }
 
 impl Changed {
-    fn new(lake: &Path, listing: &Listing, days: BTreeSet<NaiveDate>) -> Changed {
+    fn new(
+        lake: &Path,
+        listing: &Listing,
+        days: BTreeSet<NaiveDate>,
+        views_unchanged: bool,
+    ) -> Changed {
         let mut files: BTreeMap<Dataset, Vec<PathBuf>> = Dataset::ALL
             .into_iter()
             .filter(|d| d.grain() == crate::extract::Grain::Daily)
@@ -678,7 +735,11 @@ impl Changed {
                 }
             }
         }
-        Changed { days, files }
+        Changed {
+            days,
+            files,
+            views_unchanged,
+        }
     }
 }
 
@@ -689,6 +750,10 @@ struct BuildInput<'a> {
     models: &'a Models,
     settings: &'a ModelSettings,
     spill_dir: &'a Path,
+    /// The datasets that have lake files, and whether their files may hold different columns.
+    datasets: &'a BTreeMap<Dataset, bool>,
+    /// The usage days of the lake's daily datasets.
+    lake_days: &'a BTreeSet<NaiveDate>,
 }
 
 /// Builds the warehouse from `queries_dir` over `data_dir/lake`, runs the data tests, and only
@@ -727,7 +792,25 @@ pub fn build(
 
     let models = Models::load(queries_dir)?;
     // The lake as it is now: the warehouse built below is recorded as made from it.
-    let listing = list_lake(&lake);
+    let listed = std::time::Instant::now();
+    let previous = read_manifest(data_dir);
+    let listing = list_lake(&lake, previous.as_ref().map(|m| &m.files));
+    let datasets = lake_datasets(&listing);
+    // The previous warehouse's views read the lake as this build would: an incremental build
+    // keeps them rather than binding every view over the whole lake again.
+    let views_unchanged = previous
+        .as_ref()
+        .is_some_and(|manifest| lake_datasets(&manifest.files) == datasets);
+    drop(previous);
+    tracing::debug!(
+        files = listing.len(),
+        elapsed_ms = listed.elapsed().as_millis() as u64,
+        "lake listed"
+    );
+    let lake_days: BTreeSet<NaiveDate> = listing
+        .keys()
+        .filter_map(|key| daily_file(key).map(|(_, day)| day))
+        .collect();
     let fingerprint = fingerprint(&lake, &models, settings);
     let input = BuildInput {
         lake: &lake,
@@ -735,28 +818,34 @@ pub fn build(
         models: &models,
         settings,
         spill_dir: &spill_dir,
+        datasets: &datasets,
+        lake_days: &lake_days,
     };
     let full = |reason: String| {
         build_into(&temp_path, &input, None).map(|mut report| {
             report.full_reason = Some(reason);
-            report.days_recomputed = listing
-                .keys()
-                .filter_map(|key| daily_file(key).map(|(_, day)| day))
-                .collect::<BTreeSet<_>>()
-                .len();
+            report.days_recomputed = lake_days.len();
             report
         })
     };
     let outcome = match plan(data_dir, &fingerprint, &listing, settings.rebuild) {
         Plan::Full(reason) => full(reason),
         Plan::Incremental(days) => {
-            let changed = Changed::new(&lake, &listing, days);
+            let changed = Changed::new(&lake, &listing, days, views_unchanged);
+            let copied = std::time::Instant::now();
             let attempt = std::fs::copy(&final_path, &temp_path)
                 .map_err(|source| ModelError::Replace {
                     path: temp_path.clone(),
                     source,
                 })
-                .and_then(|_| build_into(&temp_path, &input, Some(&changed)));
+                .and_then(|bytes| {
+                    tracing::debug!(
+                        bytes,
+                        elapsed_ms = copied.elapsed().as_millis() as u64,
+                        "previous warehouse copied"
+                    );
+                    build_into(&temp_path, &input, Some(&changed))
+                });
             match attempt {
                 Err(error) if !matches!(error, ModelError::DataTests(_)) => {
                     tracing::warn!(%error, "the incremental build failed; building everything");
@@ -845,21 +934,49 @@ fn configure(connection: &duckdb::Connection, input: &BuildInput) -> Result<(), 
     duck("configuring DuckDB", connection.execute_batch(&sql))
 }
 
-/// Points the raw views at the whole lake (`None`) or at the changed days' files only.
-fn raw_views(
+/// Creates the raw views over the whole lake.
+fn raw_views(connection: &duckdb::Connection, input: &BuildInput) -> Result<(), ModelError> {
+    let mut sql = String::new();
+    for dataset in Dataset::ALL {
+        let union_by_name = input.datasets.get(&dataset).copied();
+        sql.push_str(&raw_view_sql(input.lake, dataset, None, union_by_name));
+        sql.push_str(";\n");
+    }
+    duck("creating the raw views", connection.execute_batch(&sql))
+}
+
+/// Points the daily datasets' raw views at the changed days' files only (`Some`), with temporary
+/// views that shadow the lake-wide ones, or back at the whole lake (`None`). Either is cheap: the
+/// lake-wide views are never recreated.
+fn restrict_raw_views(
     connection: &duckdb::Connection,
-    lake: &Path,
+    input: &BuildInput,
     changed: Option<&Changed>,
 ) -> Result<(), ModelError> {
     let mut sql = String::new();
     for dataset in Dataset::ALL {
-        let files = changed
-            .and_then(|c| c.files.get(&dataset))
-            .map(Vec::as_slice);
-        sql.push_str(&raw_view_sql(lake, dataset, files));
-        sql.push_str(";\n");
+        if dataset.grain() != crate::extract::Grain::Daily {
+            continue;
+        }
+        match changed {
+            Some(changed) => {
+                let files = changed.files.get(&dataset).map_or(&[][..], Vec::as_slice);
+                let union_by_name = input.datasets.get(&dataset).copied();
+                sql.push_str(&raw_view_sql(
+                    input.lake,
+                    dataset,
+                    Some(files),
+                    union_by_name,
+                ));
+                sql.push_str(";\n");
+            }
+            None => sql.push_str(&format!(
+                "drop view if exists temp.main.raw_spot__{};\n",
+                dataset.name()
+            )),
+        }
     }
-    duck("creating the raw views", connection.execute_batch(&sql))
+    duck("restricting the raw views", connection.execute_batch(&sql))
 }
 
 /// Builds into `path`: from nothing when `changed` is `None`, else over the previous warehouse
@@ -869,6 +986,7 @@ fn build_into(
     input: &BuildInput,
     changed: Option<&Changed>,
 ) -> Result<BuildReport, ModelError> {
+    let opened = std::time::Instant::now();
     let connection = duck("opening the new warehouse", duckdb::Connection::open(path))?;
     configure(&connection, input)?;
     let settings = input.settings;
@@ -904,46 +1022,57 @@ fn build_into(
     )?;
     // Which files the raw views read now: `true` for the changed days only.
     let mut restricted = false;
-    raw_views(&connection, input.lake, None)?;
+    // An incremental build keeps the copied warehouse's raw and staging views when they read the
+    // lake as this build's would.
+    let keep_views = changed.is_some_and(|c| c.views_unchanged);
+    if !keep_views {
+        raw_views(&connection, input)?;
+    }
     duck(
         "creating the run history views",
         connection.execute_batch(&run_history_sql(input.state_dir)),
     )?;
     for model in &input.models.staging {
-        run_model(&connection, model, "view")?;
+        if !keep_views {
+            run_model(&connection, model, "view")?;
+        }
         report.staging.push(model.name.clone());
     }
-    if let Some(changed) = changed {
+    tracing::debug!(
+        elapsed_ms = opened.elapsed().as_millis() as u64,
+        "warehouse opened, views created"
+    );
+    // The days this build computes (every day of the lake in a full build), for the data tests
+    // that check each day on its own.
+    duck(
+        "listing the changed days",
+        connection.execute_batch("create temp table spotcost_changed_days (day date primary key)"),
+    )?;
+    let mut appender = duck(
+        "listing the changed days",
+        connection.appender("spotcost_changed_days"),
+    )?;
+    for day in changed.map_or(input.lake_days, |c| &c.days) {
         duck(
             "listing the changed days",
-            connection
-                .execute_batch("create temp table spotcost_changed_days (day date primary key)"),
+            appender.append_row([day.format("%Y-%m-%d").to_string()]),
         )?;
-        let mut appender = duck(
-            "listing the changed days",
-            connection.appender("spotcost_changed_days"),
-        )?;
-        for day in &changed.days {
-            duck(
-                "listing the changed days",
-                appender.append_row([day.format("%Y-%m-%d").to_string()]),
-            )?;
-        }
-        duck("listing the changed days", appender.flush())?;
     }
+    duck("listing the changed days", appender.flush())?;
+    drop(appender);
     for model in &input.models.tables {
         let started = std::time::Instant::now();
         match (changed, &model.incremental_by) {
             (Some(changed), Some(column)) => {
                 if !restricted {
-                    raw_views(&connection, input.lake, Some(changed))?;
+                    restrict_raw_views(&connection, input, Some(changed))?;
                     restricted = true;
                 }
                 run_incremental_model(&connection, model, column)?;
             }
             _ => {
                 if restricted {
-                    raw_views(&connection, input.lake, None)?;
+                    restrict_raw_views(&connection, input, None)?;
                     restricted = false;
                 }
                 run_model(&connection, model, "table")?;
@@ -965,7 +1094,7 @@ fn build_into(
     for test in &input.models.tests {
         let over_changed_days = changed.filter(|_| test.incremental_by.is_some());
         if over_changed_days.is_some() != restricted {
-            raw_views(&connection, input.lake, over_changed_days)?;
+            restrict_raw_views(&connection, input, over_changed_days)?;
             restricted = over_changed_days.is_some();
         }
         let started = std::time::Instant::now();
@@ -979,9 +1108,6 @@ fn build_into(
             None => report.tests_passed.push(test.name.clone()),
             Some(failure) => failures.push(failure),
         }
-    }
-    if restricted {
-        raw_views(&connection, input.lake, None)?;
     }
     duck("checkpointing", connection.execute_batch("checkpoint"))?;
     drop(connection);
@@ -1178,6 +1304,50 @@ mod tests {
             ]),
             Err(ModelError::Cycle(_))
         ));
+    }
+
+    #[test]
+    fn a_dataset_whose_files_differ_in_columns_is_read_by_name() {
+        let lake = tempfile::tempdir().unwrap();
+        let connection = duckdb::Connection::open_in_memory().unwrap();
+        for (dataset, day, columns) in [
+            ("account_costs", "2026-11-01", "1 as a, 2 as b"),
+            ("account_costs", "2026-11-02", "1 as a, 2 as b"),
+            ("audit_events", "2026-11-01", "1 as a"),
+            ("audit_events", "2026-11-02", "1 as a, 2 as b"),
+        ] {
+            let folder = lake.path().join(dataset).join(format!("day={day}"));
+            std::fs::create_dir_all(&folder).unwrap();
+            let file = folder.join("part-x.parquet");
+            connection
+                .execute_batch(&format!(
+                    "copy (select {columns}) to '{}' (format parquet)",
+                    file.display()
+                ))
+                .unwrap();
+        }
+        let listing = list_lake(lake.path(), None);
+        let datasets = lake_datasets(&listing);
+        assert_eq!(datasets.get(&Dataset::AccountCosts), Some(&false));
+        assert_eq!(datasets.get(&Dataset::AuditEvents), Some(&true));
+        assert_eq!(datasets.get(&Dataset::OceanCosts), None);
+
+        // A file that is not Parquet: its columns are unknown, so the dataset is read by name.
+        let broken = lake
+            .path()
+            .join("account_costs/day=2026-11-03/part-y.parquet");
+        std::fs::create_dir_all(broken.parent().unwrap()).unwrap();
+        std::fs::write(&broken, b"not parquet").unwrap();
+        let relisted = list_lake(lake.path(), Some(&listing));
+        assert_eq!(
+            lake_datasets(&relisted).get(&Dataset::AccountCosts),
+            Some(&true)
+        );
+        // Unchanged files keep the columns the previous listing read from their footers.
+        let key = "account_costs/day=2026-11-01/part-x.parquet";
+        let mut known = listing.clone();
+        known.get_mut(key).unwrap().columns = 7;
+        assert_eq!(list_lake(lake.path(), Some(&known))[key].columns, 7);
     }
 
     #[test]
