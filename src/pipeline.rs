@@ -6,7 +6,9 @@
 //! stop the others, but a failed stage stops the stages after it, so reports are never published
 //! from missing data.
 
-use crate::extract::{extract_unit, AccountRef, Dataset, ExtractContext, Grain, Scope, Unit};
+use crate::extract::{
+    fetch_unit, land_unit, AccountRef, Dataset, ExtractContext, Grain, Scope, Unit,
+};
 use crate::history::{RunRecord, RunStatus};
 use crate::lake::state::{sweep_temporary_files, RunLock, StateError, Watermarks};
 use crate::lake::Lake;
@@ -338,6 +340,7 @@ pub async fn extract(
             ),
         }
     }
+    items.sort_by_key(|(dataset, _)| std::cmp::Reverse(dataset.extraction_weight()));
     if let Some(shard) = plan.shard {
         tracing::info!(%shard, items = items.len(), "extracting this shard's part of the organisation");
     }
@@ -379,6 +382,9 @@ pub async fn extract(
     })
 }
 
+/// How many of an item's days are fetched at once.
+const DAYS_IN_FLIGHT: usize = 2;
+
 /// One item: its days in order, each landed as soon as it is complete; stops at the first failure
 /// or when `shutdown` is cancelled (the partition in progress is then dropped, unwritten).
 async fn run_item(
@@ -407,22 +413,43 @@ async fn run_item(
         tracing::debug!("nothing to do: already loaded (a snapshot is taken once per run day)");
         return report;
     }
-    for &day in days {
+    // The next day is fetched while the current one finishes, so the item keeps its requests
+    // flowing across day boundaries; days are still landed in order, and nothing after a failure.
+    let depth = if dataset.lands_while_fetching() {
+        1
+    } else {
+        DAYS_IN_FLIGHT
+    };
+    let mut fetches = futures_util::stream::iter(days.iter().copied())
+        .map(|day| {
+            let unit = Unit {
+                dataset,
+                account: account.clone(),
+                day,
+            };
+            let stats = Arc::clone(&stats);
+            async move {
+                let fetched = with_call_stats(stats, fetch_unit(context, &unit, listed)).await;
+                (unit, fetched)
+            }
+        })
+        .buffered(depth);
+    while let Some(&day) = days.get(report.days) {
         if shutdown.is_cancelled() {
             report.error = Some(format!("interrupted before {day}"));
             break;
         }
-        let unit = Unit {
-            dataset,
-            account: account.clone(),
-            day,
-        };
-        let landed = tokio::select! {
-            landed = with_call_stats(Arc::clone(&stats), extract_unit(context, &unit, listed)) => landed,
+        let next = tokio::select! {
+            next = fetches.next() => next,
             () = shutdown.cancelled() => {
                 report.error = Some(format!("interrupted while extracting {day}; that day was discarded"));
                 break;
             }
+        };
+        let Some((unit, fetched)) = next else { break };
+        let landed = match fetched {
+            Ok(fetched) => land_unit(context, &unit, fetched).await,
+            Err(error) => Err(error),
         };
         match landed {
             Ok(written) => {

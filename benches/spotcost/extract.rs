@@ -31,11 +31,29 @@ struct Extraction {
     peak_rss_bytes: u64,
     per_route: BTreeMap<String, u64>,
     rate_limited: u64,
+    /// The simulator's time answering requests, summed over them.
+    answering: Duration,
 }
 
 impl Extraction {
     fn requests(&self) -> u64 {
         self.per_route.values().sum()
+    }
+
+    /// The routes, busiest first.
+    fn routes_by_requests(&self) -> Vec<(&str, u64)> {
+        let mut routes: Vec<_> = self
+            .per_route
+            .iter()
+            .map(|(r, n)| (r.as_str(), *n))
+            .collect();
+        routes.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        routes
+    }
+
+    /// The mean number of requests the simulator had in flight.
+    fn mean_in_flight(&self) -> f64 {
+        seconds(self.answering) / seconds(self.wall)
     }
 
     /// (bound, what sets it).
@@ -44,10 +62,9 @@ impl Extraction {
             self.requests() as f64 * LATENCY_MS as f64 / 1000.0 / concurrency as f64,
         );
         let (busiest, busiest_requests) = self
-            .per_route
-            .iter()
-            .max_by_key(|(_, n)| **n)
-            .map(|(route, n)| (route.clone(), *n))
+            .routes_by_requests()
+            .first()
+            .copied()
             .unwrap_or_default();
         let route_bound =
             Duration::from_secs_f64(busiest_requests as f64 / RATE_LIMIT as f64 * 60.0);
@@ -122,6 +139,7 @@ fn extract(
         peak_rss_bytes: measured.peak_rss_bytes,
         per_route: simulator.accepted_requests_per_route(),
         rate_limited: simulator.rate_limit_blocks(),
+        answering: simulator.answering_time(),
     };
     runtime.block_on(simulator.shutdown());
     Ok(extraction)
@@ -132,15 +150,12 @@ pub fn run(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
     let from = to - chrono::Duration::days(DAYS - 1);
     let full = extract(bench, "extract-30-days", from, to, CONCURRENCY, None)?;
     let (bound, bound_by) = full.bound(CONCURRENCY);
-    let busiest: Vec<String> = {
-        let mut routes: Vec<_> = full.per_route.iter().collect();
-        routes.sort_by_key(|(_, n)| std::cmp::Reverse(**n));
-        routes
-            .iter()
-            .take(4)
-            .map(|(r, n)| format!("{r} {n}"))
-            .collect()
-    };
+    let busiest: Vec<String> = full
+        .routes_by_requests()
+        .iter()
+        .take(4)
+        .map(|(r, n)| format!("{r} {n}"))
+        .collect();
     let one_day_parallel = extract(bench, "extract-1-day", to, to, CONCURRENCY, Some(2))?;
     let one_day_serial = extract(bench, "extract-1-day-serial", to, to, 1, Some(2))?;
     let speedup = seconds(one_day_serial.wall) / seconds(one_day_parallel.wall);
@@ -151,12 +166,13 @@ pub fn run(bench: &Bench) -> anyhow::Result<Vec<Figure>> {
             "",
             Target::AtMost(1.25),
             format!(
-                "{DAYS} days in {:.1} s against a bound of {:.1} s ({bound_by}); {} requests ({}), {} rate-limit blocks; CPU: spotcost {:.0} s, simulator {:.0} s; peak memory {:.0} MB; {LATENCY_MS} ms latency, {RATE_LIMIT}/min per route, concurrency {CONCURRENCY}",
+                "{DAYS} days in {:.1} s against a bound of {:.1} s ({bound_by}); {} requests ({}), {} rate-limit blocks; {:.1} requests in flight on average; CPU: spotcost {:.0} s, simulator {:.0} s; peak memory {:.0} MB; {LATENCY_MS} ms latency, {RATE_LIMIT}/min per route, concurrency {CONCURRENCY}",
                 seconds(full.wall),
                 seconds(bound),
                 full.requests(),
                 busiest.join(", "),
                 full.rate_limited,
+                full.mean_in_flight(),
                 seconds(full.client_cpu),
                 seconds(full.simulator_cpu),
                 crate::common::megabytes(full.peak_rss_bytes),

@@ -16,6 +16,12 @@ mod year_lake;
 
 use common::Figure;
 
+/// The allocator of the `spotcost` binary, so that the simulator this process serves the
+/// extraction from costs the CPU `spotcost simulate` would (both share the machine's two cores
+/// with the spotcost under measurement).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type Bench = fn(&common::Bench) -> anyhow::Result<Vec<Figure>>;
 
 const FIGURES: &[(&str, &str, Bench)] = &[

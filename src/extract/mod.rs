@@ -403,28 +403,65 @@ impl ExtractContext {
         .await
     }
 
-    /// Writes a unit's batch as its partition file (replacing any earlier one).
-    fn land(&self, unit: &Unit, batch: RecordBatch) -> Result<WrittenFile, ExtractError> {
-        let schema = unit.dataset.schema();
-        self.lake
-            .write_partition(
-                unit.dataset.name(),
-                unit.day,
-                unit.scope_name(),
+    /// Writes a unit's batch as its partition file (replacing any earlier one), on a blocking
+    /// thread: the write ends in fsyncs, which would otherwise hold up the runtime's requests.
+    async fn land(&self, unit: &Unit, batch: RecordBatch) -> Result<WrittenFile, ExtractError> {
+        let lake = self.lake.clone();
+        let owned = unit.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let schema = owned.dataset.schema();
+            lake.write_partition(
+                owned.dataset.name(),
+                owned.day,
+                owned.scope_name(),
                 &schema,
                 &[batch],
             )
-            .map_err(|e| unit.error(e.into()))
+        })
+        .await;
+        match written {
+            Ok(result) => result.map_err(|e| unit.error(e.into())),
+            Err(stopped) => std::panic::resume_unwind(stopped.into_panic()),
+        }
     }
 }
 
-/// Extracts one unit and lands it. `accounts` is the organisation's account list, which the
+/// A unit's data once fetched: a batch to land, or (the streamed instance-cost export) a file
+/// already landed while it was read.
+pub enum Fetched {
+    Batch(RecordBatch),
+    Landed(WrittenFile),
+}
+
+impl Dataset {
+    /// How heavy a day of this dataset is to extract, relative to the others: the per-resource
+    /// cost datasets (one request per resource and day; Ocean's responses are the largest) above
+    /// the per-account ones, snapshots last. A run starts its items in this order, so the heavy
+    /// ones overlap the rest instead of running last and alone.
+    pub fn extraction_weight(self) -> u8 {
+        match self {
+            Dataset::OceanCosts => 4,
+            Dataset::ElastigroupCosts | Dataset::ManagedInstanceCosts => 3,
+            Dataset::InstanceCosts => 2,
+            Dataset::AccountCosts | Dataset::AuditEvents => 1,
+            _ => 0,
+        }
+    }
+
+    /// Whether fetching a unit of this dataset also lands it (so its days must not be fetched
+    /// ahead of the one being landed).
+    pub fn lands_while_fetching(self) -> bool {
+        self == Dataset::InstanceCosts
+    }
+}
+
+/// Fetches one unit from Spot. `accounts` is the organisation's account list, which the
 /// `accounts` dataset lands as is.
-pub async fn extract_unit(
+pub async fn fetch_unit(
     context: &ExtractContext,
     unit: &Unit,
     accounts: &[crate::spot::types::Account],
-) -> Result<WrittenFile, ExtractError> {
+) -> Result<Fetched, ExtractError> {
     let batch = match unit.dataset {
         Dataset::Accounts => accounts::batch(unit, accounts),
         Dataset::Elastigroups => elastigroups::batch(context, unit).await,
@@ -437,9 +474,35 @@ pub async fn extract_unit(
         Dataset::PotentialSavings => potential_savings::batch(context, unit).await,
         Dataset::AccountCosts => account_costs::batch(context, unit).await,
         Dataset::AuditEvents => audit_events::batch(context, unit).await,
-        Dataset::InstanceCosts => return instance_costs::land(context, unit).await,
+        Dataset::InstanceCosts => {
+            return instance_costs::land(context, unit)
+                .await
+                .map(Fetched::Landed)
+        }
     }?;
-    context.land(unit, batch)
+    Ok(Fetched::Batch(batch))
+}
+
+/// Lands what [`fetch_unit`] fetched as the unit's partition file.
+pub async fn land_unit(
+    context: &ExtractContext,
+    unit: &Unit,
+    fetched: Fetched,
+) -> Result<WrittenFile, ExtractError> {
+    match fetched {
+        Fetched::Batch(batch) => context.land(unit, batch).await,
+        Fetched::Landed(written) => Ok(written),
+    }
+}
+
+/// Extracts one unit and lands it.
+pub async fn extract_unit(
+    context: &ExtractContext,
+    unit: &Unit,
+    accounts: &[crate::spot::types::Account],
+) -> Result<WrittenFile, ExtractError> {
+    let fetched = fetch_unit(context, unit, accounts).await?;
+    land_unit(context, unit, fetched).await
 }
 
 /// Runs `work` for every resource concurrently (the client bounds how many calls are in flight)

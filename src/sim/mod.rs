@@ -277,6 +277,12 @@ impl SimServer {
         self.state.accepted_per_route()
     }
 
+    /// The time spent answering requests, summed over them (latency included): divided by a wall
+    /// time, the mean number of requests the simulator had in flight.
+    pub fn answering_time(&self) -> std::time::Duration {
+        self.state.answering_time()
+    }
+
     /// The random transient faults injected so far ([`SimConfig::fault_rate`]), by kind:
     /// `rate_limited`, `server_error_envelope`, `server_error_plain_text`, `slow`,
     /// `truncated_body`, `malformed_body`, `dropped_connection`; a 5xx kind is also counted per

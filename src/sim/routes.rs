@@ -47,6 +47,9 @@ pub(crate) struct SimState {
     /// Requests the rate limit let through, per `METHOD /route/{template}`.
     accepted_per_route: Mutex<HashMap<String, u64>>,
     request_sequence: AtomicU64,
+    /// Nanoseconds spent answering requests, summed over requests (so over the wall time, the
+    /// mean number of requests in flight).
+    answering_ns: AtomicU64,
     random_faults: FaultTally,
     /// [`SimConfig::instance_costs_export_file`].
     instance_costs_export_file: Option<std::path::PathBuf>,
@@ -70,6 +73,7 @@ impl SimState {
             request_counts: Mutex::new(HashMap::new()),
             accepted_per_route: Mutex::new(HashMap::new()),
             request_sequence: AtomicU64::new(0),
+            answering_ns: AtomicU64::new(0),
             random_faults: FaultTally::default(),
             instance_costs_export_file: config.instance_costs_export_file.clone(),
         }
@@ -101,6 +105,10 @@ impl SimState {
             .filter(|(path, _)| path.contains(path_contains))
             .map(|(_, count)| *count)
             .sum()
+    }
+
+    pub(crate) fn answering_time(&self) -> Duration {
+        Duration::from_nanos(self.answering_ns.load(Ordering::Relaxed))
     }
 
     fn record_request(&self, path: &str) {
@@ -154,6 +162,7 @@ impl RequestMeta {
 }
 
 async fn handle_request(State(state): State<Arc<SimState>>, request: Request) -> Response {
+    let arrived = Instant::now();
     let sequence = state.request_sequence.fetch_add(1, Ordering::Relaxed);
     let method = request.method().as_str().to_ascii_uppercase();
     let path = request.uri().path().to_string();
@@ -163,6 +172,10 @@ async fn handle_request(State(state): State<Arc<SimState>>, request: Request) ->
         tokio::time::sleep(state.latency).await;
     }
     let response = respond(&state, request, &meta, sequence).await;
+    state.answering_ns.fetch_add(
+        u64::try_from(arrived.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
     tracing::debug!(method = %method, path = %path, status = response.status().as_u16(), "simulated Spot API request");
     response
 }

@@ -645,10 +645,15 @@ impl SpotClient {
         let endpoint = call.endpoint();
         let shared = Arc::new(Mutex::new(sink));
         let sink_for_attempts = Arc::clone(&shared);
-        self.execute(&call, move |response| {
+        self.execute(&call, move |response, permit| {
             let sink = Arc::clone(&sink_for_attempts);
             let endpoint = endpoint.clone();
-            Box::pin(async move { consume_csv(response, sink, endpoint).await })
+            Box::pin(async move {
+                // The export streams from its connection to the end: it keeps its permit.
+                let consumed = consume_csv(response, sink, endpoint).await;
+                drop(permit);
+                consumed
+            })
         })
         .await?;
         let sink = Arc::try_unwrap(shared)

@@ -24,7 +24,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.spotinst.io";
 
@@ -217,6 +217,10 @@ pub(crate) enum Failure {
 
 type Consumed<T> = Pin<Box<dyn Future<Output = Result<T, Failure>> + Send>>;
 
+/// A concurrency permit handed to a response's consumer, which releases it once the body is read
+/// (decoding it needs no connection), or keeps it while it streams.
+pub(crate) type Permit = Option<OwnedSemaphorePermit>;
+
 pub struct SpotClient {
     http: reqwest::Client,
     base_url: Url,
@@ -331,11 +335,12 @@ impl SpotClient {
             }
             let endpoint = call.endpoint();
             let page: Page<T> = self
-                .execute(&call, move |response| {
+                .execute(&call, move |response, permit| {
                     let endpoint = endpoint.clone();
                     Box::pin(async move {
                         let content_type = content_type(&response);
                         let body = read_body(response).await?;
+                        drop(permit);
                         decode_items::<T>(&body, wrapper).map_err(|failure| {
                             decode_failure(endpoint, failure, content_type.as_deref(), &body)
                         })
@@ -376,7 +381,7 @@ impl SpotClient {
     pub(crate) async fn execute<T>(
         &self,
         call: &Call,
-        mut consume: impl FnMut(reqwest::Response) -> Consumed<T>,
+        mut consume: impl FnMut(reqwest::Response, Permit) -> Consumed<T>,
     ) -> Result<T, SpotError> {
         let endpoint = call.endpoint();
         let mut url = self.base_url.clone();
@@ -398,7 +403,7 @@ impl SpotClient {
                 count_call(|s| &s.retries);
             }
             self.budgets.wait_turn(call.method, call.route).await;
-            let permit = self.permits.acquire().await.ok();
+            let mut permit = Arc::clone(&self.permits).acquire_owned().await.ok();
             let mut request = self
                 .http
                 .request(method.clone(), url.clone())
@@ -423,7 +428,7 @@ impl SpotClient {
                     let rate = RateHeaders::read(response.headers());
                     self.budgets.observe(call.method, call.route, status, rate);
                     if status == 200 {
-                        match consume(response).await {
+                        match consume(response, permit.take()).await {
                             Ok(value) => {
                                 tracing::debug!(endpoint = %endpoint, attempt, elapsed_ms = started.elapsed().as_millis() as u64, "ok");
                                 return Ok(value);
