@@ -89,10 +89,8 @@ pub struct BackfillArgs {
     /// Account ids, comma-separated. Default: the configured accounts.
     #[arg(long, value_delimiter = ',')]
     pub accounts: Option<Vec<String>>,
-    /// Extract only shard I of N (`I/N`): the accounts whose id hashes to it, and the
-    /// organisation-wide datasets in shard 1. Default: `shard` from the config, else everything.
-    #[arg(long, value_parser = parse_shard)]
-    pub shard: Option<Shard>,
+    #[command(flatten)]
+    pub sharding: ShardArg,
     #[command(flatten)]
     pub locations: Locations,
 }
@@ -101,11 +99,8 @@ pub struct BackfillArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub locations: Locations,
-    /// Extract only shard I of N (`I/N`): the accounts whose id hashes to it, and the
-    /// organisation-wide datasets in shard 1. Default: `shard` from the config, else everything. A
-    /// shard extracts only; models and reports are built where the shards' lakes are merged.
-    #[arg(long, value_parser = parse_shard)]
-    pub shard: Option<Shard>,
+    #[command(flatten)]
+    pub sharding: ShardArg,
 }
 
 #[derive(Debug, Args)]
@@ -214,8 +209,16 @@ pub struct ExtractArgs {
     /// Spot API base URL. Default: SPOTINST_API_URL, else https://api.spotinst.io.
     #[arg(long)]
     pub api_url: Option<String>,
+    #[command(flatten)]
+    pub sharding: ShardArg,
+}
+
+/// `--shard`, shared by the commands that extract.
+#[derive(Debug, Args)]
+pub struct ShardArg {
     /// Extract only shard I of N (`I/N`): the accounts whose id hashes to it, and the
-    /// organisation-wide datasets in shard 1. Default: `shard` from the config, else everything.
+    /// organisation-wide datasets in shard 1. Default: `shard` from the config, else everything. A
+    /// shard's `run` extracts only; models and reports are built where the shards' lakes merge.
     #[arg(long, value_parser = parse_shard)]
     pub shard: Option<Shard>,
 }
@@ -263,7 +266,9 @@ pub async fn run(command: Command, env: Environment, clock: Clock) -> anyhow::Re
         Command::Simulate(args) => simulate(args, shutdown).await.map(|()| true),
         Command::Extract(args) => extract(args, &env, &clock, shutdown).await,
         Command::Backfill(args) => backfill(args, &env, &clock, shutdown).await,
-        Command::Run(args) => nightly(&args.locations, args.shard, &env, &clock, shutdown).await,
+        Command::Run(args) => {
+            nightly(&args.locations, args.sharding.shard, &env, &clock, shutdown).await
+        }
         Command::Schedule(args) => schedule(args, &env, &clock, shutdown).await,
         Command::Check(args) => check::run(args, &env, &clock).await,
         Command::Config(args) => {
@@ -391,7 +396,7 @@ async fn extract(
             data_dir: args.locations.data_dir,
             api_url: args.api_url,
             accounts: args.accounts,
-            shard: args.shard,
+            shard: args.sharding.shard,
         },
     )?;
     if let Some(datasets) = args.datasets {
@@ -430,7 +435,7 @@ async fn backfill(
             data_dir: args.locations.data_dir,
             api_url: None,
             accounts: args.accounts,
-            shard: args.shard,
+            shard: args.sharding.shard,
         },
     )?;
     let today = clock().date_naive();

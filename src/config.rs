@@ -39,6 +39,8 @@ pub enum ConfigError {
         value: String,
         expected: String,
     },
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
     #[error("{key} must be {expected}, got {value}")]
     OutOfRange {
         key: &'static str,
@@ -419,10 +421,9 @@ impl Settings {
         let datasets = file.datasets()?;
         let shard = match (cli.shard, &file.shard) {
             (Some(shard), _) => Some(shard),
-            (None, Some(text)) => Some(text.parse().map_err(|_| ConfigError::OutOfRange {
+            (None, Some(text)) => Some(text.parse().map_err(|message| ConfigError::Invalid {
                 key: "shard",
-                expected: "\"i/n\" with 1 <= i <= n <= 1024, e.g. \"1/4\"",
-                value: text.clone(),
+                message,
             })?),
             (None, None) => None,
         };

@@ -4,7 +4,7 @@
 
 use crate::support::*;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use spotcost::cli::{self, BackfillArgs, Command, Locations, RunArgs};
+use spotcost::cli::{self, BackfillArgs, Command, Locations, RunArgs, ShardArg};
 use spotcost::config::Environment;
 use spotcost::extract::{Dataset, Grain};
 use spotcost::schedule::Clock;
@@ -59,7 +59,7 @@ async fn nightly_shard(
             data_dir: None,
             config: Some(config.to_owned()),
         },
-        shard,
+        sharding: ShardArg { shard },
     };
     cli::run(Command::Run(args), environment(server), at(today))
         .await
@@ -163,7 +163,7 @@ async fn three_nightly_runs_equal_one_backfill_and_pick_up_restated_costs() {
             to: day("2026-03-07"),
             datasets: None,
             accounts: None,
-            shard: None,
+            sharding: ShardArg { shard: None },
             locations: Locations {
                 data_dir,
                 config: Some(config.to_owned()),
