@@ -668,7 +668,14 @@ enum Plan {
     Incremental(BTreeSet<NaiveDate>),
 }
 
-fn plan(data_dir: &Path, fingerprint: &str, listing: &Listing, rebuild: Rebuild) -> Plan {
+/// `previous` is the record of the last build, if it could be read.
+fn plan(
+    data_dir: &Path,
+    previous: Option<&Manifest>,
+    fingerprint: &str,
+    listing: &Listing,
+    rebuild: Rebuild,
+) -> Plan {
     if rebuild == Rebuild::Full {
         return Plan::Full("a full build was asked for".into());
     }
@@ -681,7 +688,7 @@ fn plan(data_dir: &Path, fingerprint: &str, listing: &Listing, rebuild: Rebuild)
     if Path::new(&wal).exists() {
         return Plan::Full("the previous warehouse has changes in its write-ahead log".into());
     }
-    let Some(manifest) = read_manifest(data_dir) else {
+    let Some(manifest) = previous else {
         return Plan::Full(format!(
             "{} is missing or unreadable",
             manifest_path(data_dir).display()
@@ -801,7 +808,6 @@ pub fn build(
     let views_unchanged = previous
         .as_ref()
         .is_some_and(|manifest| lake_datasets(&manifest.files) == datasets);
-    drop(previous);
     tracing::debug!(
         files = listing.len(),
         elapsed_ms = listed.elapsed().as_millis() as u64,
@@ -828,7 +834,13 @@ pub fn build(
             report
         })
     };
-    let outcome = match plan(data_dir, &fingerprint, &listing, settings.rebuild) {
+    let outcome = match plan(
+        data_dir,
+        previous.as_ref(),
+        &fingerprint,
+        &listing,
+        settings.rebuild,
+    ) {
         Plan::Full(reason) => full(reason),
         Plan::Incremental(days) => {
             let changed = Changed::new(&lake, &listing, days, views_unchanged);
