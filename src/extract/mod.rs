@@ -187,6 +187,26 @@ impl Dataset {
             Dataset::AuditEvents => audit_events::schema(),
         }
     }
+
+    /// How heavy a day of this dataset is to extract, relative to the others: the per-resource
+    /// cost datasets (one request per resource and day; Ocean's responses are the largest) above
+    /// the per-account ones, snapshots last. A run starts its items in this order, so the heavy
+    /// ones overlap the rest instead of running last and alone.
+    pub fn extraction_weight(self) -> u8 {
+        match self {
+            Dataset::OceanCosts => 4,
+            Dataset::ElastigroupCosts | Dataset::ManagedInstanceCosts => 3,
+            Dataset::InstanceCosts => 2,
+            Dataset::AccountCosts | Dataset::AuditEvents => 1,
+            _ => 0,
+        }
+    }
+
+    /// Whether fetching a unit of this dataset also lands it (so its days must not be fetched
+    /// ahead of the one being landed).
+    pub fn lands_while_fetching(self) -> bool {
+        self == Dataset::InstanceCosts
+    }
 }
 
 impl fmt::Display for Dataset {
@@ -431,28 +451,6 @@ impl ExtractContext {
 pub enum Fetched {
     Batch(RecordBatch),
     Landed(WrittenFile),
-}
-
-impl Dataset {
-    /// How heavy a day of this dataset is to extract, relative to the others: the per-resource
-    /// cost datasets (one request per resource and day; Ocean's responses are the largest) above
-    /// the per-account ones, snapshots last. A run starts its items in this order, so the heavy
-    /// ones overlap the rest instead of running last and alone.
-    pub fn extraction_weight(self) -> u8 {
-        match self {
-            Dataset::OceanCosts => 4,
-            Dataset::ElastigroupCosts | Dataset::ManagedInstanceCosts => 3,
-            Dataset::InstanceCosts => 2,
-            Dataset::AccountCosts | Dataset::AuditEvents => 1,
-            _ => 0,
-        }
-    }
-
-    /// Whether fetching a unit of this dataset also lands it (so its days must not be fetched
-    /// ahead of the one being landed).
-    pub fn lands_while_fetching(self) -> bool {
-        self == Dataset::InstanceCosts
-    }
 }
 
 /// Fetches one unit from Spot. `accounts` is the organisation's account list, which the
