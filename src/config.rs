@@ -40,7 +40,7 @@ pub enum ConfigError {
         expected: String,
     },
     #[error("{key}: {message}")]
-    Invalid { key: &'static str, message: String },
+    Invalid { key: String, message: String },
     #[error("{key} must be {expected}, got {value}")]
     OutOfRange {
         key: &'static str,
@@ -95,6 +95,45 @@ pub struct FileConfig {
     pub duckdb_threads: Option<usize>,
     /// Where the report definitions live; default `./reports`, else the ones spotcost was built with.
     pub reports_dir: Option<PathBuf>,
+    /// Anomalies: how many trailing days' median is a day's expected cost; default 14.
+    pub anomaly_baseline_days: Option<u32>,
+    /// Anomalies: the smallest departure from the expected cost, as a fraction of it; default 0.5.
+    pub anomaly_min_relative: Option<f64>,
+    /// Anomalies: the smallest departure from the expected cost, USD; default 10.
+    pub anomaly_min_usd: Option<f64>,
+    /// `spotcost run` alerts when an anomaly of the days it built departs by at least this many
+    /// USD; default: no alerts.
+    pub anomaly_alert_usd: Option<f64>,
+    /// Where `spotcost run` posts its anomaly alerts (JSON); default: none, only the exit code.
+    pub anomaly_webhook_url: Option<String>,
+    /// Reconciliation: the largest residual per day, account and level that reconciles; default 0.01.
+    pub reconciliation_tolerance_usd: Option<f64>,
+    /// `fail` (default): a residual beyond the tolerance fails `spotcost model`; `warn`: it is logged.
+    pub reconciliation_on_residual: Option<String>,
+    /// Monthly budgets: `{ account = "act-…", monthly_usd = 1000 }` or `{ team = "…", monthly_usd = 500 }`.
+    pub budgets: Option<Vec<BudgetEntry>>,
+}
+
+/// One budget in the config file: exactly one of `account` and `team`, and its USD per month.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetEntry {
+    pub account: Option<String>,
+    pub team: Option<String>,
+    pub monthly_usd: f64,
+}
+
+/// A configured amount that must be finite and not negative; `default` when absent.
+fn non_negative(key: &'static str, value: Option<f64>, default: f64) -> Result<f64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Some(v) => Err(ConfigError::OutOfRange {
+            key,
+            expected: "a finite number, 0 or more",
+            value: v.to_string(),
+        }),
+    }
 }
 
 /// A date in the config file, written as a TOML date (`2026-01-01`) or a string (`"2026-01-01"`).
@@ -177,8 +216,87 @@ impl FileConfig {
                 .unwrap_or(defaults.cost_center_label_key),
             duckdb_memory_limit,
             duckdb_threads,
+            anomaly_baseline_days: match self.anomaly_baseline_days {
+                Some(days) if !(3..=90).contains(&days) => {
+                    return Err(ConfigError::OutOfRange {
+                        key: "anomaly_baseline_days",
+                        expected: "between 3 and 90",
+                        value: days.to_string(),
+                    })
+                }
+                days => days.unwrap_or(defaults.anomaly_baseline_days),
+            },
+            anomaly_min_relative: non_negative(
+                "anomaly_min_relative",
+                self.anomaly_min_relative,
+                defaults.anomaly_min_relative,
+            )?,
+            anomaly_min_usd: non_negative(
+                "anomaly_min_usd",
+                self.anomaly_min_usd,
+                defaults.anomaly_min_usd,
+            )?,
+            reconciliation_tolerance_usd: non_negative(
+                "reconciliation_tolerance_usd",
+                self.reconciliation_tolerance_usd,
+                defaults.reconciliation_tolerance_usd,
+            )?,
+            reconciliation_warn_only: match self
+                .reconciliation_on_residual
+                .as_deref()
+                .map(str::trim)
+            {
+                None | Some("fail") => false,
+                Some("warn") => true,
+                Some(other) => {
+                    return Err(ConfigError::OutOfRange {
+                        key: "reconciliation_on_residual",
+                        expected: "fail or warn",
+                        value: other.to_owned(),
+                    })
+                }
+            },
+            budgets: self.budgets()?,
             ..defaults
         })
+    }
+
+    /// The configured budgets, each checked: one scope, a name, a positive finite amount.
+    fn budgets(&self) -> Result<Vec<crate::models::Budget>, ConfigError> {
+        use crate::models::{Budget, BudgetScope};
+        let mut budgets: Vec<Budget> = Vec::new();
+        for (index, entry) in self.budgets.iter().flatten().enumerate() {
+            let invalid = |message: String| ConfigError::Invalid {
+                key: format!("budgets[{index}]"),
+                message,
+            };
+            let (scope, name) = match (&entry.account, &entry.team) {
+                (Some(account), None) => (BudgetScope::Account, account.trim()),
+                (None, Some(team)) => (BudgetScope::Team, team.trim()),
+                _ => return Err(invalid("give exactly one of account and team".into())),
+            };
+            if name.is_empty() {
+                return Err(invalid(format!("the {} is empty", scope.as_str())));
+            }
+            if !(entry.monthly_usd.is_finite() && entry.monthly_usd > 0.0) {
+                return Err(invalid(format!(
+                    "monthly_usd must be a positive amount, got {}",
+                    entry.monthly_usd
+                )));
+            }
+            if budgets.iter().any(|b| b.scope == scope && b.name == name) {
+                return Err(invalid(format!(
+                    "a second budget for {} {name:?}",
+                    scope.as_str()
+                )));
+            }
+            budgets.push(Budget {
+                scope,
+                name: name.to_owned(),
+                monthly_usd: entry.monthly_usd,
+            });
+        }
+        Ok(budgets)
     }
 
     /// The label keys extraction resolves: the team and cost-centre keys, then any extra ones.
@@ -422,7 +540,7 @@ impl Settings {
         let shard = match (cli.shard, &file.shard) {
             (Some(shard), _) => Some(shard),
             (None, Some(text)) => Some(text.parse().map_err(|message| ConfigError::Invalid {
-                key: "shard",
+                key: "shard".into(),
                 message,
             })?),
             (None, None) => None,
@@ -691,6 +809,48 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("duckdb_threads"));
+    }
+
+    #[test]
+    fn budgets_and_thresholds_are_checked() {
+        let settings = |text: &str| {
+            toml::from_str::<FileConfig>(text)
+                .unwrap()
+                .model_settings(None)
+                .map_err(|e| e.to_string())
+        };
+        let good = settings(
+            "budgets = [{ account = \"act-1\", monthly_usd = 10.5 }, { team = \"web\", monthly_usd = 3 }]\n\
+             reconciliation_on_residual = \"warn\"",
+        )
+        .unwrap();
+        assert_eq!(good.budgets.len(), 2);
+        assert_eq!(good.budgets[1].scope, crate::models::BudgetScope::Team);
+        assert!(good.reconciliation_warn_only);
+        for (bad, key) in [
+            (
+                "budgets = [{ account = \"a\", team = \"b\", monthly_usd = 1 }]",
+                "budgets[0]",
+            ),
+            ("budgets = [{ monthly_usd = 1 }]", "budgets[0]"),
+            (
+                "budgets = [{ team = \"w\", monthly_usd = 1 }, { team = \"w\", monthly_usd = 2 }]",
+                "budgets[1]",
+            ),
+            (
+                "budgets = [{ team = \"w\", monthly_usd = -1 }]",
+                "budgets[0]",
+            ),
+            ("anomaly_min_usd = -1", "anomaly_min_usd"),
+            ("anomaly_baseline_days = 1", "anomaly_baseline_days"),
+            (
+                "reconciliation_on_residual = \"ignore\"",
+                "reconciliation_on_residual",
+            ),
+        ] {
+            let error = settings(bad).unwrap_err();
+            assert!(error.contains(key), "{bad}: {error}");
+        }
     }
 
     #[test]

@@ -117,6 +117,45 @@ pub struct ModelSettings {
     pub duckdb_threads: Option<usize>,
     /// Whether a build may recompute only the days whose lake files changed.
     pub rebuild: Rebuild,
+    /// Anomalies: how many trailing days' median is a day's expected cost.
+    pub anomaly_baseline_days: u32,
+    /// Anomalies: a cost is flagged when it departs from the expected by more than this fraction
+    /// of the expected…
+    pub anomaly_min_relative: f64,
+    /// …and by more than this many USD.
+    pub anomaly_min_usd: f64,
+    /// Reconciliation: the largest residual per day, account and level that still reconciles, USD.
+    pub reconciliation_tolerance_usd: f64,
+    /// Whether a residual beyond the tolerance only warns; otherwise it fails the build.
+    pub reconciliation_warn_only: bool,
+    /// Monthly budgets per account or team (the `spotcost_budgets` table).
+    pub budgets: Vec<Budget>,
+}
+
+/// What a budget applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetScope {
+    /// A Spot account id (`act-…`).
+    Account,
+    /// A team: the value of the team label of the namespaces' chargeback.
+    Team,
+}
+
+impl BudgetScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetScope::Account => "account",
+            BudgetScope::Team => "team",
+        }
+    }
+}
+
+/// A monthly budget: `monthly_usd` for every calendar month, for one account or team.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    pub scope: BudgetScope,
+    pub name: String,
+    pub monthly_usd: f64,
 }
 
 /// What kind of build `build` may run.
@@ -139,6 +178,12 @@ impl Default for ModelSettings {
             duckdb_memory_limit: None,
             duckdb_threads: None,
             rebuild: Rebuild::Incremental,
+            anomaly_baseline_days: 14,
+            anomaly_min_relative: 0.5,
+            anomaly_min_usd: 10.0,
+            reconciliation_tolerance_usd: 0.01,
+            reconciliation_warn_only: false,
+            budgets: Vec::new(),
         }
     }
 }
@@ -603,14 +648,27 @@ pub fn last_build(data_dir: &Path) -> Option<(BuildKind, usize)> {
 /// lake location or spotcost version makes the next build a full one.
 fn fingerprint(lake: &Path, models: &Models, settings: &ModelSettings) -> String {
     let mut text = format!(
-        "spotcost {} runner {RUNNER_VERSION}\nlake {}\nsettings {} {:?} {:?} {:?}\n",
+        "spotcost {} runner {RUNNER_VERSION}\nlake {}\nsettings {} {:?} {:?} {:?} {} {:?} {:?} {:?} {}\n",
         env!("CARGO_PKG_VERSION"),
         lake.display(),
         settings.shared_cost_policy.as_str(),
         settings.team_label_key,
         settings.cost_center_label_key,
         settings.instance_cost_tolerance_usd,
+        settings.anomaly_baseline_days,
+        settings.anomaly_min_relative,
+        settings.anomaly_min_usd,
+        settings.reconciliation_tolerance_usd,
+        settings.reconciliation_warn_only,
     );
+    for budget in &settings.budgets {
+        text.push_str(&format!(
+            "budget {} {:?} {:?}\n",
+            budget.scope.as_str(),
+            budget.name,
+            budget.monthly_usd
+        ));
+    }
     for dataset in Dataset::ALL {
         text.push_str(&format!("dataset {}:", dataset.name()));
         for field in dataset.schema().fields() {
@@ -1016,22 +1074,40 @@ fn build_into(
         "writing spotcost_settings",
         connection.execute_batch(
             "create or replace table spotcost_settings (shared_cost_policy varchar, team_label_key varchar, \
-             cost_center_label_key varchar, instance_cost_tolerance_usd double);\n\
-             comment on table spotcost_settings is 'The settings the models were built with (one row).';",
+             cost_center_label_key varchar, instance_cost_tolerance_usd double, \
+             anomaly_baseline_days integer, anomaly_min_relative double, anomaly_min_usd double, \
+             reconciliation_tolerance_usd double);\n\
+             comment on table spotcost_settings is 'The settings the models were built with (one row).';\n\
+             create or replace table spotcost_budgets (scope varchar not null, name varchar not null, \
+             monthly_usd double not null);\n\
+             comment on table spotcost_budgets is 'The configured monthly budgets: scope (account or team), the account id or team name, USD per calendar month.';",
         ),
     )?;
     duck(
         "writing spotcost_settings",
         connection.execute(
-            "insert into spotcost_settings values (?, ?, ?, ?)",
+            "insert into spotcost_settings values (?, ?, ?, ?, ?, ?, ?, ?)",
             duckdb::params![
                 settings.shared_cost_policy.as_str(),
                 settings.team_label_key,
                 settings.cost_center_label_key,
                 settings.instance_cost_tolerance_usd,
+                settings.anomaly_baseline_days,
+                settings.anomaly_min_relative,
+                settings.anomaly_min_usd,
+                settings.reconciliation_tolerance_usd,
             ],
         ),
     )?;
+    for budget in &settings.budgets {
+        duck(
+            "writing spotcost_budgets",
+            connection.execute(
+                "insert into spotcost_budgets values (?, ?, ?)",
+                duckdb::params![budget.scope.as_str(), budget.name, budget.monthly_usd],
+            ),
+        )?;
+    }
     // Which files the raw views read now: `true` for the changed days only.
     let mut restricted = false;
     // An incremental build keeps the copied warehouse's raw and staging views when they read the
