@@ -52,6 +52,9 @@ pub enum Command {
     Model(ModelArgs),
     /// Write the CSV and HTML reports of DIR/warehouse.duckdb into DIR/reports/<today>/.
     Report(Locations),
+    /// Export the warehouse's charges in a standard format.
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// The nightly job: extract incrementally from the watermarks (re-reading the lookback), model, report.
     Run(RunArgs),
     /// Load a past range of usage days without moving the nightly watermarks.
@@ -142,6 +145,27 @@ pub struct ModelArgs {
     /// Rebuild every day from the lake, even when only some days' files changed since the last build.
     #[arg(long)]
     pub full: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// A FOCUS 1.2 CostAndUsage file (Parquet or CSV) of the usage days --from..--to.
+    Focus(FocusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FocusArgs {
+    /// First usage day (YYYY-MM-DD). Default: the first of --to's month.
+    #[arg(long)]
+    pub from: Option<NaiveDate>,
+    /// Last usage day, inclusive (YYYY-MM-DD). Default: the warehouse's latest day.
+    #[arg(long)]
+    pub to: Option<NaiveDate>,
+    /// The file to write, `.parquet` or `.csv`. Default: DIR/exports/focus_<from>_<to>.parquet.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub locations: Locations,
 }
 
 #[derive(Debug, Args)]
@@ -244,6 +268,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             || cause
                 .downcast_ref::<PipelineError>()
                 .is_some_and(PipelineError::is_usage)
+            || cause
+                .downcast_ref::<crate::export::ExportError>()
+                .is_some_and(crate::export::ExportError::is_usage)
             || matches!(
                 cause.downcast_ref::<SpotError>(),
                 Some(SpotError::InsecureUrl { .. } | SpotError::InvalidBaseUrl { .. })
@@ -296,6 +323,26 @@ pub async fn run(command: Command, env: Environment, clock: Clock) -> anyhow::Re
                 shutdown,
             };
             run_job("model", &data_dir, &clock, stages).await
+        }
+        Command::Export(ExportCommand::Focus(args)) => {
+            let file = env.load_config(args.locations.config.as_deref())?;
+            let data_dir = env.data_dir(args.locations.data_dir, &file);
+            let request = crate::export::FocusRequest {
+                from: args.from,
+                to: args.to,
+                out: args.out,
+            };
+            let summary = crate::export::focus(&data_dir, &file.queries_dir(), &request)?;
+            tracing::info!(
+                path = %summary.path.display(),
+                from = %summary.from,
+                to = %summary.to,
+                rows = summary.rows,
+                billed_cost_usd = format!("{:.2}", summary.billed_cost_usd),
+                "FOCUS export written"
+            );
+            println!("{}", summary.path.display());
+            Ok(true)
         }
         Command::Report(args) => {
             let file = env.load_config(args.config.as_deref())?;

@@ -2,6 +2,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod export;
 pub mod extract;
 pub mod history;
 pub mod lake;

@@ -55,6 +55,7 @@ mod tests {
             ("queries/staging", "sql"),
             ("queries/marts", "sql"),
             ("queries/tests", "sql"),
+            ("queries/exports", "sql"),
             ("reports", "toml"),
         ] {
             let on_disk = files(&root.join(folder), extension).unwrap();

@@ -350,7 +350,7 @@ fn declared_comments(sql: &str) -> (String, BTreeMap<String, String>) {
     (table, columns)
 }
 
-fn quote_literal(text: &str) -> String {
+pub(crate) fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
@@ -1057,7 +1057,10 @@ fn build_into(
     changed: Option<&Changed>,
 ) -> Result<BuildReport, ModelError> {
     let opened = std::time::Instant::now();
-    let connection = duck("opening the new warehouse", duckdb::Connection::open(path))?;
+    let connection = duck(
+        "opening the new warehouse",
+        duckdb::Connection::open_with_flags(path, offline_config()?),
+    )?;
     configure(&connection, input)?;
     let settings = input.settings;
     let mut report = BuildReport {
@@ -1327,7 +1330,18 @@ fn describe_rows(batch: &RecordBatch) -> Vec<String> {
         .collect()
 }
 
-/// A built warehouse opened read-only, for the reports.
+/// DuckDB's settings for every connection: the extensions built in are all there is, so a query
+/// that needs another fails at once, instead of after trying to download it.
+fn offline_config() -> Result<duckdb::Config, ModelError> {
+    duck(
+        "configuring DuckDB",
+        duckdb::Config::default()
+            .enable_autoload_extension(false)
+            .and_then(|config| config.with("autoinstall_known_extensions", "false")),
+    )
+}
+
+/// A built warehouse opened read-only, for the reports and exports.
 pub struct Warehouse {
     connection: duckdb::Connection,
 }
@@ -1336,7 +1350,7 @@ impl Warehouse {
     pub fn open_read_only(data_dir: &Path) -> Result<Warehouse, ModelError> {
         let config = duck(
             "configuring",
-            duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly),
+            offline_config()?.access_mode(duckdb::AccessMode::ReadOnly),
         )?;
         let connection = duck(
             "opening the warehouse",
@@ -1350,6 +1364,12 @@ impl Warehouse {
         let mut statement = duck(sql, self.connection.prepare(sql))?;
         let batches: Vec<RecordBatch> = duck(sql, statement.query_arrow([]))?.collect();
         Ok(batches)
+    }
+
+    /// Runs statements that leave the warehouse as it is: variables, temporary views, `COPY … TO`
+    /// a file. `context` names what they do in an error.
+    pub fn execute(&self, context: &str, sql: &str) -> Result<(), ModelError> {
+        duck(context, self.connection.execute_batch(sql))
     }
 
     /// A one-value query, as text.
