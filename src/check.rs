@@ -126,6 +126,7 @@ pub async fn run(args: CheckArgs, env: &Environment, clock: &Clock) -> anyhow::R
         },
     )?;
     file.model_settings(None)?;
+    file.anomaly_alerts()?;
     let client = SpotClient::new(settings.client.clone())?;
     let now = clock();
     let today = now.date_naive();

@@ -6,7 +6,7 @@ use crate::config::{ConfigError, Environment, FileConfig, Overrides, Settings, E
 use crate::extract::{Dataset, Grain};
 use crate::models;
 use crate::pipeline::{
-    run_stages, DayPlan, ExtractPlan, Job, PipelineError, Shard, Stages, StagesOutcome,
+    run_stages, DayPlan, ExtractPlan, Job, Outcome, PipelineError, Shard, Stages, StagesOutcome,
 };
 use crate::schedule::{run_scheduler, Clock, CronSchedule};
 use crate::sim::{Scale, SimConfig, SimServer, DEFAULT_TOKEN};
@@ -285,19 +285,19 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
 
 /// Runs a command. `clock` gives "now" (a parameter, so tests choose the day).
 /// Returns whether the run succeeded; an `Err` is a run that could not start or went wrong as a whole.
-pub async fn run(command: Command, env: Environment, clock: Clock) -> anyhow::Result<bool> {
+pub async fn run(command: Command, env: Environment, clock: Clock) -> anyhow::Result<Outcome> {
     let shutdown = CancellationToken::new();
     let _signals = listen_for_signals(shutdown.clone());
     match command {
         Command::Demo(args) => demo(args, &clock, shutdown).await,
-        Command::Simulate(args) => simulate(args, shutdown).await.map(|()| true),
+        Command::Simulate(args) => simulate(args, shutdown).await.map(|()| Outcome::Succeeded),
         Command::Extract(args) => extract(args, &env, &clock, shutdown).await,
         Command::Backfill(args) => backfill(args, &env, &clock, shutdown).await,
         Command::Run(args) => {
             nightly(&args.locations, args.sharding.shard, &env, &clock, shutdown).await
         }
         Command::Schedule(args) => schedule(args, &env, &clock, shutdown).await,
-        Command::Check(args) => check::run(args, &env, &clock).await,
+        Command::Check(args) => check::run(args, &env, &clock).await.map(Outcome::from),
         Command::Config(args) => {
             if !args.example {
                 anyhow::bail!(ConfigError::OutOfRange {
@@ -307,7 +307,7 @@ pub async fn run(command: Command, env: Environment, clock: Clock) -> anyhow::Re
                 });
             }
             print!("{EXAMPLE_CONFIG}");
-            Ok(true)
+            Ok(Outcome::Succeeded)
         }
         Command::Model(args) => {
             let file = env.load_config(args.locations.config.as_deref())?;
@@ -320,6 +320,7 @@ pub async fn run(command: Command, env: Environment, clock: Clock) -> anyhow::Re
                 extract: None,
                 model: Some((file.queries_dir(), settings)),
                 reports: None,
+                alerts: None,
                 shutdown,
             };
             run_job("model", &data_dir, &clock, stages).await
@@ -342,7 +343,7 @@ pub async fn run(command: Command, env: Environment, clock: Clock) -> anyhow::Re
                 "FOCUS export written"
             );
             println!("{}", summary.path.display());
-            Ok(true)
+            Ok(Outcome::Succeeded)
         }
         Command::Report(args) => {
             let file = env.load_config(args.config.as_deref())?;
@@ -352,6 +353,7 @@ pub async fn run(command: Command, env: Environment, clock: Clock) -> anyhow::Re
                 extract: None,
                 model: None,
                 reports: Some(file.reports_dir()),
+                alerts: None,
                 shutdown,
             };
             let outcome = run_stages(&mut job, stages).await;
@@ -372,7 +374,7 @@ async fn run_job(
     data_dir: &std::path::Path,
     clock: &Clock,
     stages: Stages,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Outcome> {
     let mut job = Job::begin(command, data_dir, clock)?;
     let outcome = run_stages(&mut job, stages).await.map(drop);
     job.end(outcome, exit_code)
@@ -434,7 +436,7 @@ async fn extract(
     env: &Environment,
     clock: &Clock,
     shutdown: CancellationToken,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Outcome> {
     let file = env.load_config(args.locations.config.as_deref())?;
     let mut settings = Settings::resolve(
         file,
@@ -463,6 +465,7 @@ async fn extract(
         extract: Some((client, plan)),
         model: None,
         reports: None,
+        alerts: None,
         shutdown,
     };
     run_job("extract", &settings.data_dir, clock, stages).await
@@ -473,7 +476,7 @@ async fn backfill(
     env: &Environment,
     clock: &Clock,
     shutdown: CancellationToken,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Outcome> {
     let file = env.load_config(args.locations.config.as_deref())?;
     let mut settings = Settings::resolve(
         file,
@@ -532,6 +535,7 @@ async fn backfill(
         extract: Some((client, plan)),
         model: None,
         reports: None,
+        alerts: None,
         shutdown,
     };
     run_job("backfill", &settings.data_dir, clock, stages).await
@@ -545,7 +549,7 @@ async fn nightly(
     env: &Environment,
     clock: &Clock,
     shutdown: CancellationToken,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Outcome> {
     let file = env.load_config(args.config.as_deref())?;
     let model_settings = file.model_settings(None)?;
     let settings = Settings::resolve(
@@ -574,6 +578,7 @@ async fn nightly(
         extract: Some((client, plan)),
         model: whole.then(|| (file.queries_dir(), model_settings)),
         reports: whole.then(|| file.reports_dir()),
+        alerts: if whole { file.anomaly_alerts()? } else { None },
         shutdown,
     };
     run_job("run", &settings.data_dir, clock, stages).await
@@ -585,7 +590,7 @@ async fn schedule(
     env: &Environment,
     clock: &Clock,
     shutdown: CancellationToken,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Outcome> {
     let file = env.load_config(args.locations.config.as_deref())?;
     let Some(expression) = args.cron.clone().or(file.schedule.clone()) else {
         anyhow::bail!(ConfigError::OutOfRange {
@@ -615,7 +620,7 @@ async fn schedule(
             async move {
                 tracing::info!(fire_time = %fire_time, "scheduled run starting");
                 match nightly(&locations, None, env, clock, shutdown).await {
-                    Ok(succeeded) => succeeded,
+                    Ok(outcome) => outcome.succeeded(),
                     Err(error) => {
                         tracing::error!("{error:#}");
                         false
@@ -631,10 +636,14 @@ async fn schedule(
         skipped_fire_times = summary.skipped_fire_times,
         "scheduler stopped"
     );
-    Ok(summary.failed_runs == 0)
+    Ok(Outcome::from(summary.failed_runs == 0))
 }
 
-async fn demo(args: DemoArgs, clock: &Clock, shutdown: CancellationToken) -> anyhow::Result<bool> {
+async fn demo(
+    args: DemoArgs,
+    clock: &Clock,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Outcome> {
     let today = clock().date_naive();
     let sim_config = SimConfig {
         seed: args.seed,
@@ -671,6 +680,7 @@ async fn demo(args: DemoArgs, clock: &Clock, shutdown: CancellationToken) -> any
         extract: Some((client, plan)),
         model: Some((file.queries_dir(), file.model_settings(None)?)),
         reports: Some(file.reports_dir()),
+        alerts: None,
         shutdown,
     };
     let outcome = run_stages(&mut job, stages).await;

@@ -261,6 +261,34 @@ impl FileConfig {
         })
     }
 
+    /// When and where `spotcost run` alerts on new cost anomalies; `None` unless
+    /// `anomaly_alert_usd` is set.
+    pub fn anomaly_alerts(&self) -> Result<Option<crate::alerts::AlertSettings>, ConfigError> {
+        let webhook = self
+            .anomaly_webhook_url
+            .as_deref()
+            .map(crate::alerts::webhook_url)
+            .transpose()
+            .map_err(|message| ConfigError::Invalid {
+                key: "anomaly_webhook_url".into(),
+                message,
+            })?;
+        let Some(min_usd) = self.anomaly_alert_usd else {
+            if webhook.is_some() {
+                return Err(ConfigError::Invalid {
+                    key: "anomaly_webhook_url".into(),
+                    message: "set anomaly_alert_usd too: it decides which anomalies alert".into(),
+                });
+            }
+            return Ok(None);
+        };
+        Ok(Some(crate::alerts::AlertSettings {
+            min_usd: non_negative("anomaly_alert_usd", Some(min_usd), 0.0)?,
+            webhook,
+            recent_days: self.lookback_days()?,
+        }))
+    }
+
     /// The configured budgets, each checked: one scope, a name, a positive finite amount.
     fn budgets(&self) -> Result<Vec<crate::models::Budget>, ConfigError> {
         use crate::models::{Budget, BudgetScope};

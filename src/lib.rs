@@ -1,4 +1,5 @@
 //! spotcost: FinOps cost analytics for Spot by NetApp, as a library so that tests drive it in-process.
+pub mod alerts;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -45,8 +45,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(cli::run(cli.command, Environment::from_process(), clock)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(error) => {
             tracing::error!("{error:#}");
             ExitCode::from(cli::exit_code(&error))

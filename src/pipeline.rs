@@ -539,6 +539,44 @@ pub struct Job {
     clock: Clock,
     started: Instant,
     _lock: RunLock,
+    /// New anomalies the run alerted on (they make a successful run exit with code 3).
+    alerted: usize,
+}
+
+/// How a command ended, for its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything asked for was done (exit 0).
+    Succeeded,
+    /// The run failed, wholly or in part (exit 1).
+    Failed,
+    /// Everything was done, and new cost anomalies above `anomaly_alert_usd` were found (exit 3).
+    Alerted,
+}
+
+impl Outcome {
+    /// Whether everything asked for was done (an alert is not a failure).
+    pub fn succeeded(self) -> bool {
+        self != Outcome::Failed
+    }
+
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Succeeded => 0,
+            Outcome::Failed => 1,
+            Outcome::Alerted => 3,
+        }
+    }
+}
+
+impl From<bool> for Outcome {
+    fn from(succeeded: bool) -> Outcome {
+        if succeeded {
+            Outcome::Succeeded
+        } else {
+            Outcome::Failed
+        }
+    }
 }
 
 impl Job {
@@ -561,19 +599,24 @@ impl Job {
             clock: Arc::clone(clock),
             started: Instant::now(),
             _lock: lock,
+            alerted: 0,
         })
     }
 
-    /// Writes the record, prints the summary line on stdout and releases the lock. Returns whether
-    /// the run succeeded; an error that ended the run is recorded and handed back for its exit code.
+    /// Writes the record, prints the summary line on stdout and releases the lock. Returns how the
+    /// run ended; an error that ended the run is recorded and handed back for its exit code.
     pub fn end(
         mut self,
         outcome: anyhow::Result<()>,
         exit_code: impl Fn(&anyhow::Error) -> u8,
-    ) -> anyhow::Result<bool> {
+    ) -> anyhow::Result<Outcome> {
+        let ended = match (&outcome, self.record.is_success()) {
+            (Ok(()), true) if self.alerted > 0 => Outcome::Alerted,
+            (Ok(()), success) => Outcome::from(success),
+            (Err(_), _) => Outcome::Failed,
+        };
         let code = match &outcome {
-            Ok(()) if self.record.is_success() => 0,
-            Ok(()) => 1,
+            Ok(()) => ended.exit_code(),
             Err(error) => {
                 self.record.fail(&format!("{error:#}"));
                 exit_code(error)
@@ -589,7 +632,7 @@ impl Job {
             tracing::error!(run_id = %self.record.run_id, "{line}");
         }
         println!("{line}");
-        outcome.map(|()| self.record.is_success())
+        outcome.map(|()| ended)
     }
 }
 
@@ -599,6 +642,8 @@ pub struct Stages {
     pub model: Option<(PathBuf, models::ModelSettings)>,
     /// Where the report definitions are.
     pub reports: Option<PathBuf>,
+    /// Whether and how new cost anomalies alert (after the reports).
+    pub alerts: Option<crate::alerts::AlertSettings>,
     pub shutdown: CancellationToken,
 }
 
@@ -714,7 +759,66 @@ pub async fn run_stages(job: &mut Job, stages: Stages) -> anyhow::Result<StagesO
             }
         }
     }
+    if let Some(settings) = stages.alerts {
+        job.alerted = alert(job, &data_dir, &settings).await?;
+    }
     Ok(outcome)
+}
+
+/// The alert stage: logs the new anomalies, posts them to the webhook if one is set, and records
+/// them as alerted once that worked. Returns how many there were.
+async fn alert(
+    job: &mut Job,
+    data_dir: &Path,
+    settings: &crate::alerts::AlertSettings,
+) -> anyhow::Result<usize> {
+    let started = Instant::now();
+    let pending = {
+        let (data_dir, settings) = (data_dir.to_owned(), settings.clone());
+        tokio::task::spawn_blocking(move || crate::alerts::pending(&data_dir, &settings)).await?
+    };
+    let delivered = match pending {
+        Ok(alerts) if alerts.is_empty() => Ok(alerts),
+        Ok(alerts) => {
+            for alert in &alerts {
+                tracing::warn!(
+                    day = %alert.day,
+                    delta_usd = format!("{:.2}", alert.delta_usd),
+                    "cost anomaly: {}",
+                    alert.describe()
+                );
+            }
+            match &settings.webhook {
+                Some(url) => crate::alerts::post(url, &alerts, settings.min_usd)
+                    .await
+                    .map(|()| alerts),
+                None => Ok(alerts),
+            }
+        }
+        Err(error) => Err(error),
+    }
+    .and_then(|alerts| crate::alerts::mark_alerted(data_dir, &alerts).map(|()| alerts.len()));
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    match delivered {
+        Ok(count) => {
+            job.record.add_stage(
+                "alert",
+                RunStatus::Succeeded,
+                elapsed_ms,
+                format!(
+                    "{count} new cost anomal{} of at least {:.2} USD",
+                    if count == 1 { "y" } else { "ies" },
+                    settings.min_usd
+                ),
+            );
+            Ok(count)
+        }
+        Err(error) => {
+            job.record
+                .add_stage("alert", RunStatus::Failed, elapsed_ms, error.to_string());
+            Err(error.into())
+        }
+    }
 }
 
 #[cfg(test)]

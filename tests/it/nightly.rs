@@ -7,6 +7,7 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use spotcost::cli::{self, BackfillArgs, Command, Locations, RunArgs, ShardArg};
 use spotcost::config::Environment;
 use spotcost::extract::{Dataset, Grain};
+use spotcost::pipeline::Outcome;
 use spotcost::schedule::Clock;
 use spotcost::sim::{FaultResponse, ScriptedFault, SimConfig, SimServer, DEFAULT_TOKEN};
 use spotcost::spot::Token;
@@ -64,6 +65,7 @@ async fn nightly_shard(
     cli::run(Command::Run(args), environment(server), at(today))
         .await
         .expect("the nightly run starts")
+        == Outcome::Succeeded
 }
 
 /// The lake files of the daily datasets, by path and bytes.
@@ -170,13 +172,16 @@ async fn three_nightly_runs_equal_one_backfill_and_pick_up_restated_costs() {
             },
         })
     };
-    assert!(cli::run(
-        backfill(&backfill_config, None),
-        environment(&server),
-        at("2026-03-08")
-    )
-    .await
-    .unwrap());
+    assert!(
+        cli::run(
+            backfill(&backfill_config, None),
+            environment(&server),
+            at("2026-03-08")
+        )
+        .await
+        .unwrap()
+            == Outcome::Succeeded
+    );
     assert_eq!(lake_days(&backfill_dir, "accounts"), Vec::<String>::new());
     let nights = daily_lake(&nights_dir);
     let backfilled = daily_lake(&backfill_dir);
@@ -188,13 +193,16 @@ async fn three_nightly_runs_equal_one_backfill_and_pick_up_restated_costs() {
     assert!(nights == backfilled, "three nights and one backfill differ");
 
     // A backfill beside the history moves no watermark.
-    assert!(cli::run(
-        backfill(&nights_config, None),
-        environment(&server),
-        at("2026-03-08")
-    )
-    .await
-    .unwrap());
+    assert!(
+        cli::run(
+            backfill(&nights_config, None),
+            environment(&server),
+            at("2026-03-08")
+        )
+        .await
+        .unwrap()
+            == Outcome::Succeeded
+    );
     assert_eq!(
         std::fs::read_to_string(nights_dir.join("state/watermarks.json")).unwrap(),
         watermarks
