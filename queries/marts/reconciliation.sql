@@ -6,7 +6,7 @@
 -- column item_name: The cluster's or resource's name where Spot gives one, else item_id.
 -- column allocated_usd: What was allocated: the namespaces' total cost, the resources' cost, or the instance-cost export's cost, USD.
 -- column reported_usd: What Spot reported for the same day and item: the cluster's total, the account's cost, or the resource's own cost (0 where Spot reported nothing), USD.
--- column residual_usd: allocated_usd minus reported_usd.
+-- column residual_usd: allocated_usd minus reported_usd, rounded to a billionth of a dollar (float noise is no residual).
 -- column abs_residual_usd: The residual's absolute value, USD (the ledger is read largest first).
 -- column tolerance_usd: The largest residual that reconciles (reconciliation_tolerance_usd), USD.
 -- column within_tolerance: Whether the residual's absolute value is at most tolerance_usd.
@@ -119,23 +119,33 @@ ledger as (
     select * from instance_export_to_resource
 ),
 
+residuals as (
+    select
+        *,
+        -- Rounded to a billionth of a dollar: float noise in a sum of cents is no residual, and a
+        -- residual of exactly the tolerance stays within it. A zero reads 0, never -0.
+        case
+            when round(allocated_usd - reported_usd, 9) = 0 then 0.0
+            else round(allocated_usd - reported_usd, 9)
+        end as residual_usd,
+    from ledger
+),
+
 final as (
     select
-        ledger.day,
-        ledger.account_id,
-        ledger.level,
-        ledger.item_id,
-        coalesce(ledger.item_name, ledger.item_id) as item_name,
-        ledger.allocated_usd,
-        ledger.reported_usd,
-        ledger.allocated_usd - ledger.reported_usd as residual_usd,
-        abs(ledger.allocated_usd - ledger.reported_usd) as abs_residual_usd,
+        residuals.day,
+        residuals.account_id,
+        residuals.level,
+        residuals.item_id,
+        coalesce(residuals.item_name, residuals.item_id) as item_name,
+        residuals.allocated_usd,
+        residuals.reported_usd,
+        residuals.residual_usd,
+        abs(residuals.residual_usd) as abs_residual_usd,
         settings.reconciliation_tolerance_usd as tolerance_usd,
-        -- Rounded to a billionth of a dollar, so that float noise in a sum of cents does not
-        -- push a residual of exactly the tolerance over it; a residual that cannot be computed
-        -- (a cost Spot left null) is not within tolerance.
-        coalesce(round(abs(ledger.allocated_usd - ledger.reported_usd), 9) <= settings.reconciliation_tolerance_usd, false) as within_tolerance,
-    from ledger
+        -- A residual that cannot be computed (a cost Spot left null) is not within tolerance.
+        coalesce(abs(residuals.residual_usd) <= settings.reconciliation_tolerance_usd, false) as within_tolerance,
+    from residuals
     cross join settings
 )
 
