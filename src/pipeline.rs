@@ -643,7 +643,8 @@ pub async fn run_stages(job: &mut Job, stages: Stages) -> anyhow::Result<StagesO
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match built {
             Ok(built) => {
-                let warned: Vec<&str> = built.tests_warned.iter().map(|t| t.name.as_str()).collect();
+                let warned: Vec<&str> =
+                    built.tests_warned.iter().map(|t| t.name.as_str()).collect();
                 tracing::info!(
                     warehouse = %built.warehouse.display(),
                     build = built.kind.as_str(),

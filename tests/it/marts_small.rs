@@ -2,13 +2,13 @@
 //! lake writer: exact expected rows under each shared-cost policy, and the data tests that must
 //! fail the build when the lake disagrees with itself.
 
+use crate::support::count;
 use arrow::array::{
     new_null_array, ArrayRef, Date32Array, Float64Array, Int64Array, MapBuilder, RecordBatch,
     StringArray, StringBuilder, TimestampMicrosecondArray,
 };
 use arrow::datatypes::DataType;
 use chrono::NaiveDate;
-use crate::support::count;
 use spotcost::extract::Dataset;
 use spotcost::lake::Lake;
 use spotcost::models::{self, ModelError, ModelSettings, SharedCostPolicy};
@@ -1069,7 +1069,15 @@ fn ledger_lake(dir: &Path, export_residual: f64, account_residual: f64, headroom
     write_lake(
         dir,
         &[
-            elastigroup_cost(day, "act-1", "elastigroup", "sig-1", Some("web"), 10.0, 20.0),
+            elastigroup_cost(
+                day,
+                "act-1",
+                "elastigroup",
+                "sig-1",
+                Some("web"),
+                10.0,
+                20.0,
+            ),
             instance_cost(
                 day,
                 "act-1",
@@ -1129,7 +1137,10 @@ fn leaky_queries(to: &Path) -> PathBuf {
     assert!(sql.contains(exact), "chargeback_namespace.sql changed");
     std::fs::write(
         &mart,
-        sql.replace(exact, "direct_cost_usd + shared_cost_usd * 0.99 as total_cost_usd"),
+        sql.replace(
+            exact,
+            "direct_cost_usd + shared_cost_usd * 0.99 as total_cost_usd",
+        ),
     )
     .unwrap();
     to.to_owned()
@@ -1151,7 +1162,8 @@ fn ledger_build(
     )
 }
 
-const LEDGER_SQL: &str = "select day::varchar, account_id, level, item_id, item_name, within_tolerance::varchar,
+const LEDGER_SQL: &str =
+    "select day::varchar, account_id, level, item_id, item_name, within_tolerance::varchar,
         allocated_usd, reported_usd, residual_usd, abs_residual_usd, tolerance_usd
     from reconciliation";
 
@@ -1200,9 +1212,30 @@ fn a_residual_beyond_tolerance_fails_the_build_at_every_level_unless_it_only_war
     type Lake = (f64, f64, f64);
     let cases: [(&str, &str, &Path, Lake, Lake, f64); 3] = [
         // The leak is 1 % of the headroom.
-        ("namespaces_to_cluster", "o-1", &leaky, (0.0, 0.0, 0.5), (0.0, 0.0, 2.0), -0.02),
-        ("resources_to_account", "act-1", &queries(), (0.0, -0.009, 2.0), (0.0, 0.02, 2.0), 0.02),
-        ("instance_export_to_resource", "sig-1", &queries(), (-0.01, 0.0, 2.0), (-0.011, 0.0, 2.0), -0.011),
+        (
+            "namespaces_to_cluster",
+            "o-1",
+            &leaky,
+            (0.0, 0.0, 0.5),
+            (0.0, 0.0, 2.0),
+            -0.02,
+        ),
+        (
+            "resources_to_account",
+            "act-1",
+            &queries(),
+            (0.0, -0.009, 2.0),
+            (0.0, 0.02, 2.0),
+            0.02,
+        ),
+        (
+            "instance_export_to_resource",
+            "sig-1",
+            &queries(),
+            (-0.01, 0.0, 2.0),
+            (-0.011, 0.0, 2.0),
+            -0.011,
+        ),
     ];
     for (level, item, queries_dir, within, beyond, residual) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -1211,7 +1244,10 @@ fn a_residual_beyond_tolerance_fails_the_build_at_every_level_unless_it_only_war
             .unwrap_or_else(|e| panic!("{level} within tolerance: {e}"));
         assert!(passed.tests_warned.is_empty(), "{level}");
         assert!(
-            passed.tests_passed.iter().any(|t| t == "reconciliation__within_tolerance"),
+            passed
+                .tests_passed
+                .iter()
+                .any(|t| t == "reconciliation__within_tolerance"),
             "{level}"
         );
 
@@ -1233,9 +1269,15 @@ fn a_residual_beyond_tolerance_fails_the_build_at_every_level_unless_it_only_war
             assert!(message.contains(text), "{level}: {text:?} not in {message}");
         }
         // The failed build is kept for inspection; the previous warehouse stays.
-        assert!(dir.path().join("warehouse.failed.duckdb").exists(), "{level}");
+        assert!(
+            dir.path().join("warehouse.failed.duckdb").exists(),
+            "{level}"
+        );
         let db = duckdb::Connection::open(models::warehouse_path(dir.path())).unwrap();
-        let previous = count(&db, "select count(*) from reconciliation where not within_tolerance");
+        let previous = count(
+            &db,
+            "select count(*) from reconciliation where not within_tolerance",
+        );
         assert_eq!(previous, 0, "{level}: the previous warehouse was replaced");
         drop(db);
 
@@ -1254,7 +1296,11 @@ fn a_residual_beyond_tolerance_fails_the_build_at_every_level_unless_it_only_war
         );
         assert_eq!(beyond_rows.len(), 1, "{level}: {}", listing(&beyond_rows));
         assert_eq!(beyond_rows[0].0, [level, item], "{level}");
-        assert!((beyond_rows[0].1[0] - residual).abs() < 1e-9, "{level}: {}", listing(&beyond_rows));
+        assert!(
+            (beyond_rows[0].1[0] - residual).abs() < 1e-9,
+            "{level}: {}",
+            listing(&beyond_rows)
+        );
     }
 }
 

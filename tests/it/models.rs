@@ -150,7 +150,10 @@ async fn marts_reconcile_to_the_simulator_under_every_policy() {
                 check("instance_export_to_resource", &scaler.id, day, truth);
             }
             for managed in &account.managed_instances {
-                let truth = organisation.managed_instance_day(&managed.id, day).actual.usd();
+                let truth = organisation
+                    .managed_instance_day(&managed.id, day)
+                    .actual
+                    .usd();
                 check("instance_export_to_resource", &managed.id, day, truth);
             }
         }
@@ -161,7 +164,11 @@ async fn marts_reconcile_to_the_simulator_under_every_policy() {
         &db,
         "select level, sum(reported_usd) from reconciliation group by all",
     ) {
-        assert_usd(&format!("ledger total {level}"), total, truth_by_level[level.as_str()]);
+        assert_usd(
+            &format!("ledger total {level}"),
+            total,
+            truth_by_level[level.as_str()],
+        );
     }
     assert_eq!(truth_by_level.len(), 3, "{truth_by_level:?}");
     // Account chargeback (compute products) equals the simulator's account totals.
