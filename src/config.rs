@@ -106,7 +106,7 @@ pub struct FileConfig {
     pub anomaly_alert_usd: Option<f64>,
     /// Where `spotcost run` posts its anomaly alerts (JSON); default: none, only the exit code.
     pub anomaly_webhook_url: Option<String>,
-    /// Reconciliation: the largest residual per day, account and level that reconciles; default 0.01.
+    /// Reconciliation: the largest residual per day, account, level and item that reconciles; default 0.01.
     pub reconciliation_tolerance_usd: Option<f64>,
     /// `fail` (default): a residual beyond the tolerance fails `spotcost model`; `warn`: it is logged.
     pub reconciliation_on_residual: Option<String>,

@@ -688,6 +688,8 @@ pub async fn run_stages(job: &mut Job, stages: Stages) -> anyhow::Result<StagesO
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match built {
             Ok(built) => {
+                let warned: Vec<&str> =
+                    built.tests_warned.iter().map(|t| t.name.as_str()).collect();
                 tracing::info!(
                     warehouse = %built.warehouse.display(),
                     build = built.kind.as_str(),
@@ -695,22 +697,27 @@ pub async fn run_stages(job: &mut Job, stages: Stages) -> anyhow::Result<StagesO
                     full_because = built.full_reason.as_deref().unwrap_or(""),
                     marts = built.marts.len(),
                     tests = built.tests_passed.len(),
+                    tests_warned = %warned.join(", "),
                     policy = settings.shared_cost_policy.as_str(),
                     elapsed_ms,
                     "models built and data tests passed"
                 );
-                job.record.add_stage(
-                    "model",
-                    RunStatus::Succeeded,
-                    elapsed_ms,
-                    format!(
-                        "{} build of {} day(s): {} marts built, {} data tests passed",
-                        built.kind.as_str(),
-                        built.days_recomputed,
-                        built.marts.len(),
-                        built.tests_passed.len()
-                    ),
+                let mut detail = format!(
+                    "{} build of {} day(s): {} marts built, {} data tests passed",
+                    built.kind.as_str(),
+                    built.days_recomputed,
+                    built.marts.len(),
+                    built.tests_passed.len()
                 );
+                if !warned.is_empty() {
+                    detail.push_str(&format!(
+                        ", {} warned ({})",
+                        warned.len(),
+                        warned.join(", ")
+                    ));
+                }
+                job.record
+                    .add_stage("model", RunStatus::Succeeded, elapsed_ms, detail);
             }
             Err(error) => {
                 job.record

@@ -107,9 +107,6 @@ pub struct ModelSettings {
     pub shared_cost_policy: SharedCostPolicy,
     pub team_label_key: String,
     pub cost_center_label_key: String,
-    /// How far the instance-cost CSV may stray from the group costs per group-day before the
-    /// data test fails, USD.
-    pub instance_cost_tolerance_usd: f64,
     /// DuckDB's `memory_limit` (validated, e.g. `2GB`); `None`: DuckDB's default (80 % of RAM).
     /// Beyond it DuckDB spills to `DIR/.warehouse-spill/`.
     pub duckdb_memory_limit: Option<String>,
@@ -124,9 +121,12 @@ pub struct ModelSettings {
     pub anomaly_min_relative: f64,
     /// …and by more than this many USD.
     pub anomaly_min_usd: f64,
-    /// Reconciliation: the largest residual per day, account and level that still reconciles, USD.
+    /// Reconciliation: the largest residual per day, account, level and item (cluster, account,
+    /// resource) that still reconciles, USD; it also bounds how far the instance-cost export may
+    /// stray from a resource's own cost.
     pub reconciliation_tolerance_usd: f64,
-    /// Whether a residual beyond the tolerance only warns; otherwise it fails the build.
+    /// Whether a residual beyond the tolerance only warns; otherwise it fails the build. The data
+    /// test reads it as `spotcost_settings.reconciliation_warn_only` (`-- warn_if:`).
     pub reconciliation_warn_only: bool,
     /// Monthly budgets per account or team (the `spotcost_budgets` table).
     pub budgets: Vec<Budget>,
@@ -174,7 +174,6 @@ impl Default for ModelSettings {
             shared_cost_policy: SharedCostPolicy::Proportional,
             team_label_key: "team".into(),
             cost_center_label_key: "cost-center".into(),
-            instance_cost_tolerance_usd: 0.01,
             duckdb_memory_limit: None,
             duckdb_threads: None,
             rebuild: Rebuild::Incremental,
@@ -197,6 +196,8 @@ pub struct BuildReport {
     /// Tables the marts are built from (`queries/intermediate/`).
     pub intermediate: Vec<String>,
     pub tests_passed: Vec<String>,
+    /// Data tests that returned rows but only warn (`-- warn_if: <setting>` with the setting on).
+    pub tests_warned: Vec<FailedTest>,
     pub kind: BuildKind,
     /// Why a full build ran (`None` for an incremental one).
     pub full_reason: Option<String>,
@@ -231,13 +232,24 @@ struct Model {
     /// rows for a day are computed from that day's lake files alone (a mart), or it checks each
     /// day on its own (a data test), so an incremental build may run it over the changed days.
     incremental_by: Option<String>,
+    /// A data test's `-- warn_if: <setting>` line: the boolean column of `spotcost_settings` that,
+    /// when true, makes its offending rows a warning rather than a failure.
+    warn_if: Option<String>,
 }
 
-/// The `-- incremental: <column>` line of a model file, checked to be a plain column name.
-fn declared_incremental(path: &Path, name: &str, sql: &str) -> Result<Option<String>, ModelError> {
+/// The `-- <key>: <column>` header line of a model file (`incremental`, `warn_if`), checked to
+/// be a plain column name; `what` says which column it must name.
+fn declared_column(
+    path: &Path,
+    name: &str,
+    sql: &str,
+    key: &str,
+    what: &str,
+) -> Result<Option<String>, ModelError> {
+    let prefix = format!("-- {key}:");
     let Some(rest) = sql
         .lines()
-        .find_map(|line| line.trim().strip_prefix("-- incremental:"))
+        .find_map(|line| line.trim().strip_prefix(prefix.as_str()))
     else {
         return Ok(None);
     };
@@ -250,9 +262,7 @@ fn declared_incremental(path: &Path, name: &str, sql: &str) -> Result<Option<Str
         return Err(ModelError::Sql {
             model: name.to_owned(),
             path: path.to_owned(),
-            message: format!(
-                "`-- incremental:` must name one lowercase column (the lake's day), got {column:?}"
-            ),
+            message: format!("`{prefix}` must name one lowercase column ({what}), got {column:?}"),
         });
     }
     Ok(Some(column.to_owned()))
@@ -276,12 +286,20 @@ fn load_folder(folder: &Path) -> Result<Vec<Model>, ModelError> {
             .and_then(|s| s.to_str())
             .unwrap_or_default()
             .to_owned();
-        let incremental_by = declared_incremental(&path, &name, &sql)?;
+        let incremental_by = declared_column(&path, &name, &sql, "incremental", "the lake's day")?;
+        let warn_if = declared_column(
+            &path,
+            &name,
+            &sql,
+            "warn_if",
+            "a boolean setting of spotcost_settings",
+        )?;
         models.push(Model {
             name,
             path,
             sql,
             incremental_by,
+            warn_if,
         });
     }
     models.sort_by(|a, b| a.name.cmp(&b.name));
@@ -648,13 +666,12 @@ pub fn last_build(data_dir: &Path) -> Option<(BuildKind, usize)> {
 /// lake location or spotcost version makes the next build a full one.
 fn fingerprint(lake: &Path, models: &Models, settings: &ModelSettings) -> String {
     let mut text = format!(
-        "spotcost {} runner {RUNNER_VERSION}\nlake {}\nsettings {} {:?} {:?} {:?} {} {:?} {:?} {:?} {}\n",
+        "spotcost {} runner {RUNNER_VERSION}\nlake {}\nsettings {} {:?} {:?} {} {:?} {:?} {:?} {}\n",
         env!("CARGO_PKG_VERSION"),
         lake.display(),
         settings.shared_cost_policy.as_str(),
         settings.team_label_key,
         settings.cost_center_label_key,
-        settings.instance_cost_tolerance_usd,
         settings.anomaly_baseline_days,
         settings.anomaly_min_relative,
         settings.anomaly_min_usd,
@@ -1077,9 +1094,9 @@ fn build_into(
         "writing spotcost_settings",
         connection.execute_batch(
             "create or replace table spotcost_settings (shared_cost_policy varchar, team_label_key varchar, \
-             cost_center_label_key varchar, instance_cost_tolerance_usd double, \
+             cost_center_label_key varchar, \
              anomaly_baseline_days integer, anomaly_min_relative double, anomaly_min_usd double, \
-             reconciliation_tolerance_usd double);\n\
+             reconciliation_tolerance_usd double, reconciliation_warn_only boolean);\n\
              comment on table spotcost_settings is 'The settings the models were built with (one row).';\n\
              create or replace table spotcost_budgets (scope varchar not null, name varchar not null, \
              monthly_usd double not null);\n\
@@ -1094,11 +1111,11 @@ fn build_into(
                 settings.shared_cost_policy.as_str(),
                 settings.team_label_key,
                 settings.cost_center_label_key,
-                settings.instance_cost_tolerance_usd,
                 settings.anomaly_baseline_days,
                 settings.anomaly_min_relative,
                 settings.anomaly_min_usd,
                 settings.reconciliation_tolerance_usd,
+                settings.reconciliation_warn_only,
             ],
         ),
     )?;
@@ -1197,6 +1214,16 @@ fn build_into(
         );
         match outcome {
             None => report.tests_passed.push(test.name.clone()),
+            Some(failure) if warns_only(&connection, test)? => {
+                tracing::warn!(
+                    test = %failure.name,
+                    rows = failure.rows,
+                    setting = test.warn_if.as_deref().unwrap_or_default(),
+                    first_rows = %failure.first_rows.join("; "),
+                    "data test returned offending rows; warning only, as configured"
+                );
+                report.tests_warned.push(failure);
+            }
             Some(failure) => failures.push(failure),
         }
     }
@@ -1277,6 +1304,28 @@ fn mart_columns(connection: &duckdb::Connection, table: &str) -> Result<Vec<Stri
         statement.query_map([table], |row| row.get::<_, String>(0)),
     )?;
     rows.map(|r| duck("listing columns", r)).collect()
+}
+
+/// Whether `test`'s offending rows only warn: it declares `-- warn_if: <setting>` and that boolean
+/// column of `spotcost_settings` is true.
+fn warns_only(connection: &duckdb::Connection, test: &Model) -> Result<bool, ModelError> {
+    let Some(setting) = &test.warn_if else {
+        return Ok(false);
+    };
+    connection
+        .query_row(
+            &format!("select {setting}::boolean from spotcost_settings"),
+            [],
+            |row| row.get::<_, Option<bool>>(0),
+        )
+        .map(|value| value.unwrap_or(false))
+        .map_err(|e| ModelError::Sql {
+            model: test.name.clone(),
+            path: test.path.clone(),
+            message: format!(
+                "`-- warn_if: {setting}` must name a boolean column of spotcost_settings: {e}"
+            ),
+        })
 }
 
 /// Runs one data test; `Some` with its first rows when it returned any.
@@ -1392,6 +1441,7 @@ mod tests {
             path: PathBuf::from(format!("{name}.sql")),
             sql: sql.into(),
             incremental_by: None,
+            warn_if: None,
         }
     }
 

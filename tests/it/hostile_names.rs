@@ -710,7 +710,7 @@ fn assert_csv_reports(
         }
         all_cells.extend(cells);
     }
-    assert_eq!(reports, 6);
+    assert_eq!(reports, 7);
     for payload in HOSTILE_PAYLOADS
         .iter()
         .chain(HOSTILE_AUDIT_USERS)
@@ -825,7 +825,7 @@ fn assert_html_reports(folder: &Path, problems: &mut Problems) -> Vec<PathBuf> {
         all_html.push_str(&html);
         pages.push(path);
     }
-    assert_eq!(pages.len(), 7, "six reports and the index");
+    assert_eq!(pages.len(), 8, "seven reports and the index");
     for shown in [
         "&lt;script&gt;alert(1)&lt;/script&gt;",
         "&lt;img src=x onerror=alert(1)&gt;",
