@@ -49,7 +49,7 @@ pub use export::INSTANCE_COSTS_EXPORT_HEADER;
 pub use hostile::{HOSTILE_ACCOUNT_NAMES, HOSTILE_AUDIT_USERS, HOSTILE_PAYLOADS};
 pub use limits::{RANDOM_FAULT_KINDS, UNLIMITED_REPORTED_LIMIT};
 pub use org::{
-    storage_split, Account, AuditEvent, Cloud, Cluster, ClusterDay, Container, CostTotals,
+    storage_split, Account, AuditEvent, CapacityChange, Cloud, Cluster, ClusterDay, Container, CostTotals,
     EmrScaler, Group, InstanceDay, Lifecycle, ManagedInstance, Money, Namespace, NamespaceDay,
     Organisation, PotentialSaving, ResourceKind, ResourceLocation, RightsizingContainer,
     RightsizingWorkload, SlotPlan, StorageSplit, Tag, UnmanagedResource, VirtualNodeGroup,
