@@ -1545,7 +1545,9 @@ mod tests {
             declared_following_days(path, "x", "-- incremental_following_days: 3").unwrap(),
             Some(FollowingDays::Fixed(3))
         );
-        assert!(declared_following_days(path, "x", "-- incremental_following_days: 1; drop").is_err());
+        assert!(
+            declared_following_days(path, "x", "-- incremental_following_days: 1; drop").is_err()
+        );
         assert!(load_folder_rejects_following_days_without_incremental());
 
         let connection = duckdb::Connection::open_in_memory().unwrap();
@@ -1579,7 +1581,9 @@ mod tests {
         let plain = model("plain", "select 1");
         model_days(&connection, &plain).unwrap();
         let days: i64 = connection
-            .query_row("select count(*) from spotcost_model_days", [], |row| row.get(0))
+            .query_row("select count(*) from spotcost_model_days", [], |row| {
+                row.get(0)
+            })
             .unwrap();
         assert_eq!(days, 2);
     }

@@ -1495,12 +1495,12 @@ impl Organisation {
         let at = timestamp_from_seconds(
             day_number(day) * SECONDS_PER_DAY + CAPACITY_CHANGE_SECOND_OF_DAY,
         );
-        let (from_target, to_target) =
-            match day_number(day).rem_euclid(CAPACITY_CHANGE_CYCLE_DAYS) {
-                0 => (from_target, to_target),
-                CAPACITY_CHANGE_DURATION_DAYS => (to_target, from_target),
-                _ => return Vec::new(),
-            };
+        let (from_target, to_target) = match day_number(day).rem_euclid(CAPACITY_CHANGE_CYCLE_DAYS)
+        {
+            0 => (from_target, to_target),
+            CAPACITY_CHANGE_DURATION_DAYS => (to_target, from_target),
+            _ => return Vec::new(),
+        };
         vec![CapacityChange {
             account_id: account.id.clone(),
             group_id: group.id.clone(),
@@ -1670,7 +1670,8 @@ impl Organisation {
                 Cloud::Gcp => format!("/gcp/gce/group/{}", change.group_id),
                 _ => format!("/aws/ec2/group/{}", change.group_id),
             };
-            let body = serde_json::json!({ "group": { "capacity": { "target": change.to_target } } });
+            let body =
+                serde_json::json!({ "group": { "capacity": { "target": change.to_target } } });
             let query = serde_json::json!({ "accountId": change.account_id });
             let (source, agent) = AGENTS[0];
             events.push(AuditEvent {
@@ -2116,7 +2117,9 @@ mod tests {
         // 2026-11-11 is day 20768 = 16 × 1298 since 1970-01-01: a raise day.
         let raise_day = NaiveDate::from_ymd_opt(2026, 11, 11).unwrap();
         let changes: Vec<_> = (0..16)
-            .flat_map(|offset| organisation.capacity_changes(raise_day + chrono::Duration::days(offset - 2)))
+            .flat_map(|offset| {
+                organisation.capacity_changes(raise_day + chrono::Duration::days(offset - 2))
+            })
             .collect();
         assert_eq!(changes.len(), 2, "{changes:?}");
         let (raise, lowering) = (&changes[0], &changes[1]);
@@ -2149,11 +2152,18 @@ mod tests {
         };
         let account_cost = |offset: i64| {
             organisation
-                .account_day(&raise.account_id, raise_day + chrono::Duration::days(offset))
+                .account_day(
+                    &raise.account_id,
+                    raise_day + chrono::Duration::days(offset),
+                )
                 .actual
         };
         let before = group_cost(-1);
-        assert!(group_cost(1).usd() > 3.0 * before.usd(), "{before} then {}", group_cost(1));
+        assert!(
+            group_cost(1).usd() > 3.0 * before.usd(),
+            "{before} then {}",
+            group_cost(1)
+        );
         assert!(group_cost(0) > before && group_cost(0) < group_cost(1));
         assert!(group_cost(3).usd() < 2.0 * before.usd());
         // Enough for an anomaly at the default thresholds (half as much again, and 10 USD).
@@ -2176,10 +2186,7 @@ mod tests {
             .all(|instance| (1..=15_000).contains(&instance.running_hours_milli)));
         let (_, group) = organisation.find_group(&raise.group_id).unwrap();
         assert_eq!(organisation.group_capacity_target(group, raise.at), 20);
-        assert_eq!(
-            organisation.group_capacity_target(group, lowering.at),
-            5
-        );
+        assert_eq!(organisation.group_capacity_target(group, lowering.at), 5);
     }
 
     #[test]

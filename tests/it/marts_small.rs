@@ -1200,9 +1200,21 @@ fn anomaly_lake(dir: &Path) {
         let weekday = date(&june(day)).format("%a").to_string();
         let weekend = weekday == "Sat" || weekday == "Sun";
         let d = june(day);
-        rows.extend(account_day(&d, "act-1", if day == 15 { 180.0 } else { 100.0 }));
-        rows.extend(account_day(&d, "act-2", if day == 15 { 140.0 } else { 100.0 }));
-        rows.extend(account_day(&d, "act-3", if day == 15 { 19.9 } else { 10.0 }));
+        rows.extend(account_day(
+            &d,
+            "act-1",
+            if day == 15 { 180.0 } else { 100.0 },
+        ));
+        rows.extend(account_day(
+            &d,
+            "act-2",
+            if day == 15 { 140.0 } else { 100.0 },
+        ));
+        rows.extend(account_day(
+            &d,
+            "act-3",
+            if day == 15 { 19.9 } else { 10.0 },
+        ));
         rows.extend(account_day(&d, "act-4", if weekend { 20.0 } else { 100.0 }));
         let ocean = if day == 16 { 120.0 } else { 50.0 };
         rows.push(account_cost(&d, "act-5", ocean));
@@ -1219,17 +1231,73 @@ fn anomaly_lake(dir: &Path) {
     }
     // The changed groups' own costs, from the instance-cost export.
     for (day, sig1, sig3) in [(13, 10.0, 5.0), (15, 90.0, 5.0)] {
-        rows.push(instance_cost(&june(day), "act-1", Some("sig-1"), Some("Stateless"), Some(sig1), Some(sig1)));
-        rows.push(instance_cost(&june(day), "act-1", Some("sig-3"), Some("Stateless"), Some(sig3), Some(sig3)));
+        rows.push(instance_cost(
+            &june(day),
+            "act-1",
+            Some("sig-1"),
+            Some("Stateless"),
+            Some(sig1),
+            Some(sig1),
+        ));
+        rows.push(instance_cost(
+            &june(day),
+            "act-1",
+            Some("sig-3"),
+            Some("Stateless"),
+            Some(sig3),
+            Some(sig3),
+        ));
     }
     let group = |id| ("Elastigroup", id, "Update group");
     rows.extend([
-        change_event(hours_before_end_of(15, 47), "act-1", "u47@example.com", group("sig-1"), r#"{"group":{"capacity":{"target":10}}}"#, 200),
-        change_event(hours_before_end_of(15, 49), "act-1", "u49@example.com", group("sig-2"), r#"{"group":{"capacity":{"target":3}}}"#, 200),
-        change_event(hours_before_end_of(15, 10), "act-1", "u-late@example.com", group("sig-3"), r#"{"group":{"strategy":{"risk":90}}}"#, 200),
-        change_event(hours_before_end_of(15, 5), "act-1", "u-failed@example.com", group("sig-1"), r#"{"group":{"capacity":{"target":50}}}"#, 403),
-        change_event(hours_before_end_of(15, 4), "act-1", "u-sso@example.com", ("User", "21126", "Sign in with SSO"), "{}", 200),
-        change_event(hours_before_end_of(16, 16), "act-5", "u-ocean@example.com", ("OceanCluster", "o-5", "Update cluster"), r#"{"cluster":{"capacity":{"minimum":4,"target":8}}}"#, 200),
+        change_event(
+            hours_before_end_of(15, 47),
+            "act-1",
+            "u47@example.com",
+            group("sig-1"),
+            r#"{"group":{"capacity":{"target":10}}}"#,
+            200,
+        ),
+        change_event(
+            hours_before_end_of(15, 49),
+            "act-1",
+            "u49@example.com",
+            group("sig-2"),
+            r#"{"group":{"capacity":{"target":3}}}"#,
+            200,
+        ),
+        change_event(
+            hours_before_end_of(15, 10),
+            "act-1",
+            "u-late@example.com",
+            group("sig-3"),
+            r#"{"group":{"strategy":{"risk":90}}}"#,
+            200,
+        ),
+        change_event(
+            hours_before_end_of(15, 5),
+            "act-1",
+            "u-failed@example.com",
+            group("sig-1"),
+            r#"{"group":{"capacity":{"target":50}}}"#,
+            403,
+        ),
+        change_event(
+            hours_before_end_of(15, 4),
+            "act-1",
+            "u-sso@example.com",
+            ("User", "21126", "Sign in with SSO"),
+            "{}",
+            200,
+        ),
+        change_event(
+            hours_before_end_of(16, 16),
+            "act-5",
+            "u-ocean@example.com",
+            ("OceanCluster", "o-5", "Update cluster"),
+            r#"{"cluster":{"capacity":{"minimum":4,"target":8}}}"#,
+            200,
+        ),
     ]);
     write_lake(dir, &rows);
 }

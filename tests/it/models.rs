@@ -535,10 +535,7 @@ async fn the_simulators_capacity_raise_is_found_and_attributed() {
         .collect();
     // The first full day at the raised capacity is an anomaly (the raise day itself, with 15
     // hours of it, may be one too), attributed to the raise, by the user who made it.
-    assert!(
-        rows.iter().any(|row| row.0 == "2026-11-12"),
-        "{rows:?}"
-    );
+    assert!(rows.iter().any(|row| row.0 == "2026-11-12"), "{rows:?}");
     for (anomaly_day, cause, user, resource, at, actual, delta) in &rows {
         let when = if day(anomaly_day) == raise_day {
             "that day"
