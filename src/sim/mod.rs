@@ -22,8 +22,8 @@
 //! networking, snapshots and audit events are not restated.
 //!
 //! A scheduled configuration change ([`Organisation::capacity_changes`]): every 16 days one
-//! Elastigroup's capacity target is raised fourfold at 09:00 UTC and lowered back two days later;
-//! both are audit events, and the added instances run between them, so group, account and
+//! Elastigroup's capacity target is raised eightfold at 09:00 UTC and lowered back two days later;
+//! both are audit events, and the added instances (in the group's spot percentage) run between them, so group, account and
 //! instance-cost figures and the group's snapshot capacity follow the change.
 //!
 //! Invariant: nothing here makes an outbound call, and no figure depends on the wall clock

@@ -241,7 +241,7 @@ pub struct Organisation {
 }
 
 /// Every this many days (counted from 1970-01-01), a user raises one Elastigroup's capacity
-/// target fourfold at [`CAPACITY_CHANGE_SECOND_OF_DAY`] and lowers it back two days later at the
+/// target eightfold at [`CAPACITY_CHANGE_SECOND_OF_DAY`] and lowers it back two days later at the
 /// same time. Any 30 consecutive days hold a raise with at least 14 days of data before it.
 pub const CAPACITY_CHANGE_CYCLE_DAYS: i64 = 16;
 /// How long a raise lasts, in days.
@@ -250,8 +250,8 @@ pub const CAPACITY_CHANGE_DURATION_DAYS: i64 = 2;
 pub const CAPACITY_CHANGE_SECOND_OF_DAY: i64 = 9 * 3600;
 
 /// A user's change of an Elastigroup's capacity target, with a cost effect: from `at`, the
-/// group runs `to_target - from_target` more spot instances (a raise), or stops them (a
-/// lowering). It appears in the audit log as an `Update group` event.
+/// group runs `to_target - from_target` more instances (a raise; spot and on-demand in the
+/// group's spot percentage), or stops them (a lowering). It appears in the audit log as an `Update group` event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CapacityChange {
     pub account_id: String,
@@ -705,7 +705,7 @@ impl Organisation {
         ) + 1;
         let resource_hash = stable_hash(self.seed, &[source.resource_id, "slot"]);
         let planned_slots = plan.base_slots + plan.extra_slots;
-        // A raised capacity adds always-on spot slots, running from the raise to the lowering.
+        // A raised capacity adds always-on slots, running from the raise to the lowering.
         let raise = self.capacity_raise(source.resource_id, day);
         let added_slots = raise.map_or(0, |raise| raise.added_slots);
         for slot_number in 0..planned_slots + added_slots {
@@ -753,7 +753,11 @@ impl Organisation {
                 running_hours_milli = provisional_running_hours_milli(running_hours_milli);
             }
 
+            let added_on_demand = raise.is_some_and(|raise| {
+                is_added && slot_number - planned_slots < raise.on_demand_slots
+            });
             let lifecycle = if slot_number < plan.on_demand_slots
+                || added_on_demand
                 || (falls_back_to_on_demand && !is_added)
                 || source.spot_types.is_empty()
             {
@@ -1523,23 +1527,27 @@ impl Organisation {
         let until_seconds = from_seconds + CAPACITY_CHANGE_DURATION_DAYS * SECONDS_PER_DAY;
         let overlaps = from_seconds < (number + 1) * SECONDS_PER_DAY
             && until_seconds > number * SECONDS_PER_DAY;
+        let added_slots = raised_target(group.capacity_target) - group.capacity_target;
         overlaps.then(|| CapacityRaise {
-            added_slots: raised_target(group.capacity_target) - group.capacity_target,
+            added_slots,
+            // The group's spot percentage holds for the added instances too.
+            on_demand_slots: added_slots * (100 - group.risk_percent.min(100)) / 100,
             from_seconds,
             until_seconds,
         })
     }
 
-    /// An Elastigroup's capacity target as of `at` (its configured target but while raised).
-    pub fn group_capacity_target(&self, group: &Group, at: DateTime<Utc>) -> u32 {
+    /// An Elastigroup's capacity target and maximum as of `at` (as configured but while raised).
+    pub fn group_capacity(&self, group: &Group, at: DateTime<Utc>) -> (u32, u32) {
         let seconds = at.timestamp();
         let raised = self
             .capacity_raise(&group.id, at.date_naive())
             .is_some_and(|raise| (raise.from_seconds..raise.until_seconds).contains(&seconds));
         if raised {
-            raised_target(group.capacity_target)
+            let target = raised_target(group.capacity_target);
+            (target, group.capacity_maximum.max(target))
         } else {
-            group.capacity_target
+            (group.capacity_target, group.capacity_maximum)
         }
     }
 
@@ -1670,8 +1678,14 @@ impl Organisation {
                 Cloud::Gcp => format!("/gcp/gce/group/{}", change.group_id),
                 _ => format!("/aws/ec2/group/{}", change.group_id),
             };
-            let body =
-                serde_json::json!({ "group": { "capacity": { "target": change.to_target } } });
+            // A raise beyond the maximum sets the maximum too; a lowering leaves it.
+            let capacity = match self.find_group(&change.group_id) {
+                Some((_, group)) if change.to_target > group.capacity_maximum => {
+                    serde_json::json!({ "target": change.to_target, "maximum": change.to_target })
+                }
+                _ => serde_json::json!({ "target": change.to_target }),
+            };
+            let body = serde_json::json!({ "group": { "capacity": capacity } });
             let query = serde_json::json!({ "accountId": change.account_id });
             let (source, agent) = AGENTS[0];
             events.push(AuditEvent {
@@ -1703,9 +1717,10 @@ const AUDIT_USERS: &[&str] = &[
     "dev.ops@example.com",
 ];
 
-/// A raised capacity target: four times the configured one.
+/// A raised capacity target: eight times the configured one (beyond the configured maximum,
+/// which the same change raises to it).
 fn raised_target(target: u32) -> u32 {
-    target.max(1) * 4
+    target.max(1) * 8
 }
 
 /// A capacity raise overlapping a day: how many slots it adds and when they run (seconds since
@@ -1713,6 +1728,8 @@ fn raised_target(target: u32) -> u32 {
 #[derive(Clone, Copy, Debug)]
 struct CapacityRaise {
     added_slots: u32,
+    /// The first this many added slots run on-demand, the others spot.
+    on_demand_slots: u32,
     from_seconds: i64,
     until_seconds: i64,
 }
@@ -2126,8 +2143,8 @@ mod tests {
         assert_eq!(raise.at.to_rfc3339(), "2026-11-11T09:00:00+00:00");
         assert_eq!(lowering.at.to_rfc3339(), "2026-11-13T09:00:00+00:00");
         assert_eq!(raise.user, "carla.diaz@example.com");
-        assert_eq!((raise.from_target, raise.to_target), (5, 20));
-        assert_eq!((lowering.from_target, lowering.to_target), (20, 5));
+        assert_eq!((raise.from_target, raise.to_target), (5, 40));
+        assert_eq!((lowering.from_target, lowering.to_target), (40, 5));
         assert_eq!(raise.group_id, organisation.accounts[1].groups[0].id);
         assert_eq!(raise.account_id, organisation.accounts[1].id);
 
@@ -2141,9 +2158,11 @@ mod tests {
         assert_eq!(audited[0].resource_id, raise.group_id);
         assert_eq!(audited[0].user, raise.user);
         assert_eq!(audited[0].response_status, 200);
-        assert!(audited[0].context_json.contains(r#""target":20"#));
+        assert!(audited[0]
+            .context_json
+            .contains(r#""capacity":{"maximum":40,"target":40}"#));
 
-        // The group runs 15 more instances from 09:00 on the raise day until 09:00 two days
+        // The group runs 35 more instances from 09:00 on the raise day until 09:00 two days
         // later; the account's cost follows (it is the sum of its instances).
         let group_cost = |offset: i64| {
             organisation
@@ -2180,13 +2199,16 @@ mod tests {
             .collect();
         // Most added instances start with the raise (the others' lifetimes begin later that day),
         // and run at most until midnight.
-        assert!((8..=15).contains(&added.len()), "{}", added.len());
+        assert!((20..=35).contains(&added.len()), "{}", added.len());
         assert!(added
             .iter()
             .all(|instance| (1..=15_000).contains(&instance.running_hours_milli)));
         let (_, group) = organisation.find_group(&raise.group_id).unwrap();
-        assert_eq!(organisation.group_capacity_target(group, raise.at), 20);
-        assert_eq!(organisation.group_capacity_target(group, lowering.at), 5);
+        assert_eq!(organisation.group_capacity(group, raise.at), (40, 40));
+        assert_eq!(
+            organisation.group_capacity(group, lowering.at),
+            (5, group.capacity_maximum)
+        );
     }
 
     #[test]

@@ -1369,7 +1369,7 @@ fn list_groups(organisation: &Organisation, account: &Account, cloud: Cloud) -> 
                 "name": group.name,
                 "description": group.description,
                 "region": group.region,
-                "capacity": { "minimum": group.capacity_minimum, "maximum": group.capacity_maximum, "target": organisation.group_capacity_target(group, as_of) },
+                "capacity": { "minimum": group.capacity_minimum, "maximum": organisation.group_capacity(group, as_of).1, "target": organisation.group_capacity(group, as_of).0 },
                 "strategy": { "preemptiblePercentage": group.risk_percent, "onDemandCount": group.on_demand_count, "fallbackToOd": group.fallback_to_od },
                 "compute": {
                     "instanceTypes": { "ondemand": group.on_demand_type, "preemptible": group.spot_types },
@@ -1386,8 +1386,8 @@ fn list_groups(organisation: &Organisation, account: &Account, cloud: Cloud) -> 
                 "region": group.region,
                 "capacity": {
                     "minimum": group.capacity_minimum,
-                    "maximum": group.capacity_maximum,
-                    "target": organisation.group_capacity_target(group, as_of),
+                    "maximum": organisation.group_capacity(group, as_of).1,
+                    "target": organisation.group_capacity(group, as_of).0,
                     "unit": "instance",
                 },
                 "strategy": {

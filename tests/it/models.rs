@@ -542,11 +542,12 @@ async fn the_simulators_capacity_raise_is_found_and_attributed() {
         } else {
             "the day before"
         };
+        // The raise sets the maximum too, the group's being lower.
         assert_eq!(
             cause,
             &format!(
-                "{when}, {} changed Elastigroup {} capacity target to {}",
-                raise.user, raise.group_id, raise.to_target
+                "{when}, {} changed Elastigroup {} capacity target to {}, capacity maximum to {}",
+                raise.user, raise.group_id, raise.to_target, raise.to_target
             )
         );
         assert_eq!(user, &raise.user);
