@@ -235,6 +235,50 @@ struct Model {
     /// A data test's `-- warn_if: <setting>` line: the boolean column of `spotcost_settings` that,
     /// when true, makes its offending rows a warning rather than a failure.
     warn_if: Option<String>,
+    /// `-- incremental_following_days: <n or spotcost_settings column>`: an incremental table whose
+    /// rows for a day also read the tables' rows of the days before it (a trailing baseline), so a
+    /// changed day also changes the rows of the following days, which are recomputed with it.
+    following_days: Option<FollowingDays>,
+}
+
+/// How many days after each changed day an incremental table also recomputes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FollowingDays {
+    Fixed(u32),
+    /// The value of this `spotcost_settings` column.
+    Setting(String),
+}
+
+/// The `-- incremental_following_days: <n | settings column>` line of a model file.
+fn declared_following_days(
+    path: &Path,
+    name: &str,
+    sql: &str,
+) -> Result<Option<FollowingDays>, ModelError> {
+    let Some(rest) = sql
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("-- incremental_following_days:"))
+    else {
+        return Ok(None);
+    };
+    let value = rest.trim();
+    if let Ok(days) = value.parse::<u32>() {
+        return Ok(Some(FollowingDays::Fixed(days)));
+    }
+    let plain = value.starts_with(|c: char| c.is_ascii_lowercase())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !plain {
+        return Err(ModelError::Sql {
+            model: name.to_owned(),
+            path: path.to_owned(),
+            message: format!(
+                "`-- incremental_following_days:` must be a number of days or a spotcost_settings column, got {value:?}"
+            ),
+        });
+    }
+    Ok(Some(FollowingDays::Setting(value.to_owned())))
 }
 
 /// The `-- <key>: <column>` header line of a model file (`incremental`, `warn_if`), checked to
@@ -294,12 +338,21 @@ fn load_folder(folder: &Path) -> Result<Vec<Model>, ModelError> {
             "warn_if",
             "a boolean setting of spotcost_settings",
         )?;
+        let following_days = declared_following_days(&path, &name, &sql)?;
+        if following_days.is_some() && incremental_by.is_none() {
+            return Err(ModelError::Sql {
+                model: name,
+                path,
+                message: "`-- incremental_following_days:` needs an `-- incremental:` line".into(),
+            });
+        }
         models.push(Model {
             name,
             path,
             sql,
             incremental_by,
             warn_if,
+            following_days,
         });
     }
     models.sort_by(|a, b| a.name.cmp(&b.name));
@@ -1100,7 +1153,10 @@ fn build_into(
              comment on table spotcost_settings is 'The settings the models were built with (one row).';\n\
              create or replace table spotcost_budgets (scope varchar not null, name varchar not null, \
              monthly_usd double not null);\n\
-             comment on table spotcost_budgets is 'The configured monthly budgets: scope (account or team), the account id or team name, USD per calendar month.';",
+             comment on table spotcost_budgets is 'The configured monthly budgets: scope (account or team), the account id or team name, USD per calendar month.';\n\
+             comment on column spotcost_budgets.scope is 'What the budget applies to: account or team.';\n\
+             comment on column spotcost_budgets.name is 'The account id (act-…) or the team name.';\n\
+             comment on column spotcost_budgets.monthly_usd is 'The budget for every calendar month, USD.';",
         ),
     )?;
     duck(
@@ -1170,6 +1226,7 @@ fn build_into(
     drop(appender);
     for model in &input.models.tables {
         let started = std::time::Instant::now();
+        model_days(&connection, model)?;
         match (changed, &model.incremental_by) {
             (Some(changed), Some(column)) => {
                 if !restricted {
@@ -1236,8 +1293,41 @@ fn build_into(
     }
 }
 
-/// Replaces the changed days of an incremental mart: its SQL, run over the changed days' lake
-/// files, computes exactly those days.
+/// Fills the temporary table `spotcost_model_days` with the days `model` computes: the days of
+/// `spotcost_changed_days` (every day of the lake in a full build), each followed by the
+/// `-- incremental_following_days:` the model declares. A model may read it to bound what it
+/// scans; an incremental build replaces exactly these days of the table.
+fn model_days(connection: &duckdb::Connection, model: &Model) -> Result<(), ModelError> {
+    let sql_error = |e: duckdb::Error| ModelError::Sql {
+        model: model.name.clone(),
+        path: model.path.clone(),
+        message: e.to_string(),
+    };
+    let following: i64 = match &model.following_days {
+        None => 0,
+        Some(FollowingDays::Fixed(days)) => i64::from(*days),
+        Some(FollowingDays::Setting(column)) => connection
+            .query_row(
+                &format!("select cast({column} as bigint) from spotcost_settings"),
+                [],
+                |row| row.get::<_, Option<i64>>(0),
+            )
+            .map_err(sql_error)?
+            .unwrap_or(0)
+            .max(0),
+    };
+    connection
+        .execute_batch(&format!(
+            "create or replace temp table spotcost_model_days as \
+             select distinct cast(day + following.range::integer as date) as day \
+             from spotcost_changed_days cross join range(0, {}) as following",
+            following + 1
+        ))
+        .map_err(sql_error)
+}
+
+/// Replaces the days of an incremental mart that `spotcost_model_days` lists: its SQL, run over
+/// the changed days' lake files (and the tables built before it), computes exactly those days.
 fn run_incremental_model(
     connection: &duckdb::Connection,
     model: &Model,
@@ -1246,9 +1336,9 @@ fn run_incremental_model(
     let body = model.sql.trim().trim_end_matches(';');
     let name = &model.name;
     let sql = format!(
-        "delete from {name} where {column} in (select day from spotcost_changed_days);\n\
+        "delete from {name} where {column} in (select day from spotcost_model_days);\n\
          insert into {name} by name\n\
-         select * from (\n{body}\n) where {column} in (select day from spotcost_changed_days);"
+         select * from (\n{body}\n) where {column} in (select day from spotcost_model_days);"
     );
     connection.execute_batch(&sql).map_err(|e| ModelError::Sql {
         model: model.name.clone(),
@@ -1442,6 +1532,7 @@ mod tests {
             sql: sql.into(),
             incremental_by: None,
             warn_if: None,
+            following_days: None,
         }
     }
 
@@ -1506,6 +1597,75 @@ mod tests {
         let mut known = listing.clone();
         known.get_mut(key).unwrap().columns = 7;
         assert_eq!(list_lake(lake.path(), Some(&known))[key].columns, 7);
+    }
+
+    #[test]
+    fn a_table_with_following_days_recomputes_the_days_after_each_changed_day() {
+        let path = Path::new("queries/marts/rolling.sql");
+        let sql = "-- Trailing. grain: one row per day.\n-- incremental: day\n-- incremental_following_days: baseline_days\n\
+                   select day, 'new' as source from generated_days";
+        let mut rolling = model("rolling", sql);
+        rolling.incremental_by = declared_column(path, "rolling", sql, "incremental", "the lake's day").unwrap();
+        rolling.following_days = declared_following_days(path, "rolling", sql).unwrap();
+        assert_eq!(
+            rolling.following_days,
+            Some(FollowingDays::Setting("baseline_days".into()))
+        );
+        assert_eq!(
+            declared_following_days(path, "x", "-- incremental_following_days: 3").unwrap(),
+            Some(FollowingDays::Fixed(3))
+        );
+        assert!(
+            declared_following_days(path, "x", "-- incremental_following_days: 1; drop").is_err()
+        );
+        assert!(load_folder_rejects_following_days_without_incremental());
+
+        let connection = duckdb::Connection::open_in_memory().unwrap();
+        connection
+            .execute_batch(
+                "create table spotcost_settings as select 2 as baseline_days;
+                 create temp table spotcost_changed_days as
+                     select unnest(['2026-11-03'::date, '2026-11-10'::date]) as day;
+                 create table generated_days as
+                     select cast('2026-11-01'::date + range::integer as date) as day from range(0, 12);
+                 create table rolling as select day, 'old' as source from generated_days;",
+            )
+            .unwrap();
+        model_days(&connection, &rolling).unwrap();
+        run_incremental_model(&connection, &rolling, "day").unwrap();
+        let mut statement = connection
+            .prepare("select strftime(day, '%d') from rolling where source = 'new' order by day")
+            .unwrap();
+        let recomputed: Vec<String> = statement
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(recomputed, ["03", "04", "05", "10", "11", "12"]);
+        let total: i64 = connection
+            .query_row("select count(*) from rolling", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(total, 12);
+
+        // A table without the line recomputes the changed days alone.
+        let plain = model("plain", "select 1");
+        model_days(&connection, &plain).unwrap();
+        let days: i64 = connection
+            .query_row("select count(*) from spotcost_model_days", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(days, 2);
+    }
+
+    fn load_folder_rejects_following_days_without_incremental() -> bool {
+        let folder = tempfile::tempdir().unwrap();
+        std::fs::write(
+            folder.path().join("x.sql"),
+            "-- X. grain: one row per x.\n-- incremental_following_days: 2\nselect 1",
+        )
+        .unwrap();
+        matches!(load_folder(folder.path()), Err(ModelError::Sql { message, .. }) if message.contains("needs an `-- incremental:`"))
     }
 
     #[test]

@@ -556,6 +556,7 @@ top = 3
                 "audit_activity",
                 "chargeback_account",
                 "chargeback_namespace",
+                "cost_anomalies",
                 "reconciliation",
                 "rightsizing",
                 "savings_potential",

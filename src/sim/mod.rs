@@ -21,6 +21,11 @@
 //! where instance-days are generated, so every route and ground-truth figure agrees; storage,
 //! networking, snapshots and audit events are not restated.
 //!
+//! A scheduled configuration change ([`Organisation::capacity_changes`]): every 16 days one
+//! Elastigroup's capacity target is raised eightfold at 09:00 UTC and lowered back two days later;
+//! both are audit events, and the added instances (in the group's spot percentage) run between them, so group, account and
+//! instance-cost figures and the group's snapshot capacity follow the change.
+//!
 //! Invariant: nothing here makes an outbound call, and no figure depends on the wall clock
 //! except through "today" when it is not set.
 
@@ -49,11 +54,11 @@ pub use export::INSTANCE_COSTS_EXPORT_HEADER;
 pub use hostile::{HOSTILE_ACCOUNT_NAMES, HOSTILE_AUDIT_USERS, HOSTILE_PAYLOADS};
 pub use limits::{RANDOM_FAULT_KINDS, UNLIMITED_REPORTED_LIMIT};
 pub use org::{
-    storage_split, Account, AuditEvent, Cloud, Cluster, ClusterDay, Container, CostTotals,
-    EmrScaler, Group, InstanceDay, Lifecycle, ManagedInstance, Money, Namespace, NamespaceDay,
-    Organisation, PotentialSaving, ResourceKind, ResourceLocation, RightsizingContainer,
-    RightsizingWorkload, SlotPlan, StorageSplit, Tag, UnmanagedResource, VirtualNodeGroup,
-    Workload, WorkloadDay,
+    storage_split, Account, AuditEvent, CapacityChange, Cloud, Cluster, ClusterDay, Container,
+    CostTotals, EmrScaler, Group, InstanceDay, Lifecycle, ManagedInstance, Money, Namespace,
+    NamespaceDay, Organisation, PotentialSaving, ResourceKind, ResourceLocation,
+    RightsizingContainer, RightsizingWorkload, SlotPlan, StorageSplit, Tag, UnmanagedResource,
+    VirtualNodeGroup, Workload, WorkloadDay,
 };
 
 /// The bearer token the simulator accepts unless configured otherwise.

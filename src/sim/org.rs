@@ -235,6 +235,31 @@ pub struct Organisation {
     reporting_clock: ReportingClock,
     /// Hostile-names mode (see `hostile`): names and some ids carry attacks.
     hostile_names: bool,
+    /// The Elastigroup whose capacity a user raises every [`CAPACITY_CHANGE_CYCLE_DAYS`] days
+    /// (see [`Organisation::capacity_changes`]), if the organisation has one.
+    capacity_change_group: Option<String>,
+}
+
+/// Every this many days (counted from 1970-01-01), a user raises one Elastigroup's capacity
+/// target eightfold at [`CAPACITY_CHANGE_SECOND_OF_DAY`] and lowers it back two days later at the
+/// same time. Any 30 consecutive days hold a raise with at least 14 days of data before it.
+pub const CAPACITY_CHANGE_CYCLE_DAYS: i64 = 16;
+/// How long a raise lasts, in days.
+pub const CAPACITY_CHANGE_DURATION_DAYS: i64 = 2;
+/// 09:00:00 UTC: a multiple of 18 s, as every launch and termination time is.
+pub const CAPACITY_CHANGE_SECOND_OF_DAY: i64 = 9 * 3600;
+
+/// A user's change of an Elastigroup's capacity target, with a cost effect: from `at`, the
+/// group runs `to_target - from_target` more instances (a raise; spot and on-demand in the
+/// group's spot percentage), or stops them (a lowering). It appears in the audit log as an `Update group` event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapacityChange {
+    pub account_id: String,
+    pub group_id: String,
+    pub user: String,
+    pub at: DateTime<Utc>,
+    pub from_target: u32,
+    pub to_target: u32,
 }
 
 /// Day number meaning "today is not set: use the wall clock".
@@ -679,7 +704,11 @@ impl Organisation {
                 .saturating_sub(plan.min_lifetime_days),
         ) + 1;
         let resource_hash = stable_hash(self.seed, &[source.resource_id, "slot"]);
-        for slot_number in 0..plan.base_slots + plan.extra_slots {
+        let planned_slots = plan.base_slots + plan.extra_slots;
+        // A raised capacity adds always-on slots, running from the raise to the lowering.
+        let raise = self.capacity_raise(source.resource_id, day);
+        let added_slots = raise.map_or(0, |raise| raise.added_slots);
+        for slot_number in 0..planned_slots + added_slots {
             let slot_hash = mix_u64(resource_hash, u64::from(slot_number));
             let lifetime_days =
                 i64::from(plan.min_lifetime_days.max(1)) + (slot_hash % lifetime_span) as i64;
@@ -702,12 +731,17 @@ impl Organisation {
             let instance_token = period_random.hex_string(16);
             let request_token = period_random.alphanumeric_string(8);
 
-            if slot_number >= plan.base_slots && !is_active_this_period {
+            let is_added = slot_number >= planned_slots;
+            if slot_number >= plan.base_slots && !is_added && !is_active_this_period {
                 continue;
             }
-            let launch_seconds = first_day_number * SECONDS_PER_DAY + launch_offset_seconds;
-            let termination_seconds =
+            let mut launch_seconds = first_day_number * SECONDS_PER_DAY + launch_offset_seconds;
+            let mut termination_seconds =
                 last_day_number * SECONDS_PER_DAY + termination_offset_seconds;
+            if let Some(raise) = raise.filter(|_| is_added) {
+                launch_seconds = launch_seconds.max(raise.from_seconds);
+                termination_seconds = termination_seconds.min(raise.until_seconds);
+            }
             let overlap_seconds =
                 termination_seconds.min(day_end_seconds) - launch_seconds.max(day_start_seconds);
             if overlap_seconds <= 0 {
@@ -719,8 +753,12 @@ impl Organisation {
                 running_hours_milli = provisional_running_hours_milli(running_hours_milli);
             }
 
+            let added_on_demand = raise.is_some_and(|raise| {
+                is_added && slot_number - planned_slots < raise.on_demand_slots
+            });
             let lifecycle = if slot_number < plan.on_demand_slots
-                || falls_back_to_on_demand
+                || added_on_demand
+                || (falls_back_to_on_demand && !is_added)
                 || source.spot_types.is_empty()
             {
                 Lifecycle::OnDemand
@@ -874,6 +912,14 @@ impl Organisation {
                 );
             }
         }
+        // The second account's first Elastigroup (the first account's when there is one account):
+        // in the default organisation a group whose raise more than doubles its account's cost.
+        let capacity_change_group = accounts
+            .get(1)
+            .filter(|account| !account.groups.is_empty())
+            .or(accounts.first())
+            .and_then(|account| account.groups.first())
+            .map(|group| group.id.clone());
         Organisation {
             organization_id,
             accounts,
@@ -882,6 +928,7 @@ impl Organisation {
             account_index,
             reporting_clock: ReportingClock::new(),
             hostile_names,
+            capacity_change_group,
         }
     }
 
@@ -1430,15 +1477,83 @@ impl Organisation {
             .collect()
     }
 
+    /// The capacity changes made on `day` (a raise on the first day of each cycle, its lowering
+    /// [`CAPACITY_CHANGE_DURATION_DAYS`] later), in time order. Each is in the audit log of its
+    /// day, and the group's instances, costs and the account's costs follow it.
+    pub fn capacity_changes(&self, day: NaiveDate) -> Vec<CapacityChange> {
+        let Some((account, group)) = self
+            .capacity_change_group
+            .as_deref()
+            .and_then(|id| self.find_group(id))
+        else {
+            return Vec::new();
+        };
+        let users: &[&str] = if self.hostile_names {
+            HOSTILE_AUDIT_USERS
+        } else {
+            AUDIT_USERS
+        };
+        let user = users[2 % users.len()].to_string();
+        let from_target = group.capacity_target;
+        let to_target = raised_target(from_target);
+        let at = timestamp_from_seconds(
+            day_number(day) * SECONDS_PER_DAY + CAPACITY_CHANGE_SECOND_OF_DAY,
+        );
+        let (from_target, to_target) = match day_number(day).rem_euclid(CAPACITY_CHANGE_CYCLE_DAYS)
+        {
+            0 => (from_target, to_target),
+            CAPACITY_CHANGE_DURATION_DAYS => (to_target, from_target),
+            _ => return Vec::new(),
+        };
+        vec![CapacityChange {
+            account_id: account.id.clone(),
+            group_id: group.id.clone(),
+            user,
+            at,
+            from_target,
+            to_target,
+        }]
+    }
+
+    /// The raise in effect for `resource_id` during some of `day`, if any.
+    fn capacity_raise(&self, resource_id: &str, day: NaiveDate) -> Option<CapacityRaise> {
+        if self.capacity_change_group.as_deref() != Some(resource_id) {
+            return None;
+        }
+        let (_, group) = self.find_group(resource_id)?;
+        let number = day_number(day);
+        let raise_day = number - number.rem_euclid(CAPACITY_CHANGE_CYCLE_DAYS);
+        let from_seconds = raise_day * SECONDS_PER_DAY + CAPACITY_CHANGE_SECOND_OF_DAY;
+        let until_seconds = from_seconds + CAPACITY_CHANGE_DURATION_DAYS * SECONDS_PER_DAY;
+        let overlaps = from_seconds < (number + 1) * SECONDS_PER_DAY
+            && until_seconds > number * SECONDS_PER_DAY;
+        let added_slots = raised_target(group.capacity_target) - group.capacity_target;
+        overlaps.then(|| CapacityRaise {
+            added_slots,
+            // The group's spot percentage holds for the added instances too.
+            on_demand_slots: added_slots * (100 - group.risk_percent.min(100)) / 100,
+            from_seconds,
+            until_seconds,
+        })
+    }
+
+    /// An Elastigroup's capacity target and maximum as of `at` (as configured but while raised).
+    pub fn group_capacity(&self, group: &Group, at: DateTime<Utc>) -> (u32, u32) {
+        let seconds = at.timestamp();
+        let raised = self
+            .capacity_raise(&group.id, at.date_naive())
+            .is_some_and(|raise| (raise.from_seconds..raise.until_seconds).contains(&seconds));
+        if raised {
+            let target = raised_target(group.capacity_target);
+            (target, group.capacity_maximum.max(target))
+        } else {
+            (group.capacity_target, group.capacity_maximum)
+        }
+    }
+
     /// The organisation's audit log for a day, sorted by time. Some events failed (400/403).
     pub fn audit_events(&self, day: NaiveDate) -> Vec<AuditEvent> {
-        const USERS: &[&str] = &[
-            "alice.martin@example.com",
-            "bob.nguyen@example.com",
-            "carla.diaz@example.com",
-            "ci-bot@example.com",
-            "dev.ops@example.com",
-        ];
+        const USERS: &[&str] = AUDIT_USERS;
         const AGENTS: &[(&str, &str)] = &[
             ("UI", "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"),
             ("API", "spotinst-sdk-go/1.390.0"),
@@ -1555,9 +1670,68 @@ impl Organisation {
                 response_status,
             });
         }
+        for change in self.capacity_changes(day) {
+            let Some((account, _)) = self.find_group(&change.group_id) else {
+                continue;
+            };
+            let url = match account.cloud {
+                Cloud::Gcp => format!("/gcp/gce/group/{}", change.group_id),
+                _ => format!("/aws/ec2/group/{}", change.group_id),
+            };
+            // A raise beyond the maximum sets the maximum too; a lowering leaves it.
+            let capacity = match self.find_group(&change.group_id) {
+                Some((_, group)) if change.to_target > group.capacity_maximum => {
+                    serde_json::json!({ "target": change.to_target, "maximum": change.to_target })
+                }
+                _ => serde_json::json!({ "target": change.to_target }),
+            };
+            let body = serde_json::json!({ "group": { "capacity": capacity } });
+            let query = serde_json::json!({ "accountId": change.account_id });
+            let (source, agent) = AGENTS[0];
+            events.push(AuditEvent {
+                user: change.user,
+                namespace: "ELASTIGROUP".to_string(),
+                action_type: "Update group".to_string(),
+                resource_type: "Elastigroup".to_string(),
+                resource_id: change.group_id,
+                account_id: Some(change.account_id),
+                created_at: change.at,
+                context_json: serde_json::json!({ "body": body, "url": url, "query": query })
+                    .to_string(),
+                source: source.to_string(),
+                agent: agent.to_string(),
+                response_status: 200,
+            });
+        }
         events.sort_by_key(|event| event.created_at);
         events
     }
+}
+
+/// The audit log's users (outside hostile-names mode).
+const AUDIT_USERS: &[&str] = &[
+    "alice.martin@example.com",
+    "bob.nguyen@example.com",
+    "carla.diaz@example.com",
+    "ci-bot@example.com",
+    "dev.ops@example.com",
+];
+
+/// A raised capacity target: eight times the configured one (beyond the configured maximum,
+/// which the same change raises to it).
+fn raised_target(target: u32) -> u32 {
+    target.max(1) * 8
+}
+
+/// A capacity raise overlapping a day: how many slots it adds and when they run (seconds since
+/// the epoch, from inclusive, until exclusive).
+#[derive(Clone, Copy, Debug)]
+struct CapacityRaise {
+    added_slots: u32,
+    /// The first this many added slots run on-demand, the others spot.
+    on_demand_slots: u32,
+    from_seconds: i64,
+    until_seconds: i64,
 }
 
 /// Splits `total` into integer parts proportional to `weights` that add up to `total` exactly
@@ -1940,7 +2114,8 @@ mod tests {
         let mut statuses = HashSet::new();
         for offset in 0..10 {
             let events = organisation.audit_events(day + chrono::Duration::days(offset));
-            assert!((3..=8).contains(&events.len()));
+            // 3 to 8 generated events, and a capacity change on some days.
+            assert!((3..=9).contains(&events.len()));
             for event in &events {
                 assert_eq!(
                     event.created_at.date_naive(),
@@ -1951,6 +2126,89 @@ mod tests {
             }
         }
         assert!(statuses.contains(&200) && statuses.len() > 1);
+    }
+
+    #[test]
+    fn a_capacity_raise_is_audited_and_raises_the_group_and_account_costs() {
+        let organisation = Organisation::generate(42, Scale::Small);
+        // 2026-11-11 is day 20768 = 16 × 1298 since 1970-01-01: a raise day.
+        let raise_day = NaiveDate::from_ymd_opt(2026, 11, 11).unwrap();
+        let changes: Vec<_> = (0..16)
+            .flat_map(|offset| {
+                organisation.capacity_changes(raise_day + chrono::Duration::days(offset - 2))
+            })
+            .collect();
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        let (raise, lowering) = (&changes[0], &changes[1]);
+        assert_eq!(raise.at.to_rfc3339(), "2026-11-11T09:00:00+00:00");
+        assert_eq!(lowering.at.to_rfc3339(), "2026-11-13T09:00:00+00:00");
+        assert_eq!(raise.user, "carla.diaz@example.com");
+        assert_eq!((raise.from_target, raise.to_target), (5, 40));
+        assert_eq!((lowering.from_target, lowering.to_target), (40, 5));
+        assert_eq!(raise.group_id, organisation.accounts[1].groups[0].id);
+        assert_eq!(raise.account_id, organisation.accounts[1].id);
+
+        // The raise is in the audit log of its day, as a successful group update.
+        let audited: Vec<_> = organisation
+            .audit_events(raise_day)
+            .into_iter()
+            .filter(|event| event.created_at == raise.at)
+            .collect();
+        assert_eq!(audited.len(), 1);
+        assert_eq!(audited[0].resource_id, raise.group_id);
+        assert_eq!(audited[0].user, raise.user);
+        assert_eq!(audited[0].response_status, 200);
+        assert!(audited[0]
+            .context_json
+            .contains(r#""capacity":{"maximum":40,"target":40}"#));
+
+        // The group runs 35 more instances from 09:00 on the raise day until 09:00 two days
+        // later; the account's cost follows (it is the sum of its instances).
+        let group_cost = |offset: i64| {
+            organisation
+                .group_day(&raise.group_id, raise_day + chrono::Duration::days(offset))
+                .actual
+        };
+        let account_cost = |offset: i64| {
+            organisation
+                .account_day(
+                    &raise.account_id,
+                    raise_day + chrono::Duration::days(offset),
+                )
+                .actual
+        };
+        let before = group_cost(-1);
+        assert!(
+            group_cost(1).usd() > 3.0 * before.usd(),
+            "{before} then {}",
+            group_cost(1)
+        );
+        assert!(group_cost(0) > before && group_cost(0) < group_cost(1));
+        assert!(group_cost(3).usd() < 2.0 * before.usd());
+        // Enough for an anomaly at the default thresholds (half as much again, and 10 USD).
+        assert!(
+            account_cost(1).usd() > 1.5 * account_cost(-1).usd() + 10.0,
+            "{} then {}",
+            account_cost(-1),
+            account_cost(1)
+        );
+        let added: Vec<_> = organisation
+            .group_instances(&raise.group_id, raise_day)
+            .into_iter()
+            .filter(|instance| instance.launch_time == raise.at)
+            .collect();
+        // Most added instances start with the raise (the others' lifetimes begin later that day),
+        // and run at most until midnight.
+        assert!((20..=35).contains(&added.len()), "{}", added.len());
+        assert!(added
+            .iter()
+            .all(|instance| (1..=15_000).contains(&instance.running_hours_milli)));
+        let (_, group) = organisation.find_group(&raise.group_id).unwrap();
+        assert_eq!(organisation.group_capacity(group, raise.at), (40, 40));
+        assert_eq!(
+            organisation.group_capacity(group, lowering.at),
+            (5, group.capacity_maximum)
+        );
     }
 
     #[test]

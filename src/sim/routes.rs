@@ -472,11 +472,11 @@ async fn dispatch(state: &SimState, route: Route, request: Request) -> Result<Pa
         Route::SetupAccounts => Ok(list_accounts(organisation, &parameters)),
         Route::AwsGroups => {
             let account = resolve_account(organisation, &parameters)?;
-            Ok(list_groups(account, Cloud::Aws))
+            Ok(list_groups(organisation, account, Cloud::Aws))
         }
         Route::GcpGroups => {
             let account = resolve_account(organisation, &parameters)?;
-            Ok(list_groups(account, Cloud::Gcp))
+            Ok(list_groups(organisation, account, Cloud::Gcp))
         }
         Route::AwsGroupCosts(group_id) => {
             let account = resolve_account(organisation, &parameters)?;
@@ -1346,7 +1346,13 @@ fn zones_json(zones: &[String]) -> Value {
     Value::Array(zones.iter().map(|zone| json!({ "name": zone })).collect())
 }
 
-fn list_groups(account: &Account, cloud: Cloud) -> Payload {
+/// The groups as of the start of the simulator's today (a capacity changed before then shows).
+fn list_groups(organisation: &Organisation, account: &Account, cloud: Cloud) -> Payload {
+    let as_of = organisation
+        .today()
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc();
     let kind = match cloud {
         Cloud::Gcp => "spotinst:gcp:gce:group",
         _ => "spotinst:aws:ec2:group",
@@ -1363,7 +1369,7 @@ fn list_groups(account: &Account, cloud: Cloud) -> Payload {
                 "name": group.name,
                 "description": group.description,
                 "region": group.region,
-                "capacity": { "minimum": group.capacity_minimum, "maximum": group.capacity_maximum, "target": group.capacity_target },
+                "capacity": { "minimum": group.capacity_minimum, "maximum": organisation.group_capacity(group, as_of).1, "target": organisation.group_capacity(group, as_of).0 },
                 "strategy": { "preemptiblePercentage": group.risk_percent, "onDemandCount": group.on_demand_count, "fallbackToOd": group.fallback_to_od },
                 "compute": {
                     "instanceTypes": { "ondemand": group.on_demand_type, "preemptible": group.spot_types },
@@ -1380,8 +1386,8 @@ fn list_groups(account: &Account, cloud: Cloud) -> Payload {
                 "region": group.region,
                 "capacity": {
                     "minimum": group.capacity_minimum,
-                    "maximum": group.capacity_maximum,
-                    "target": group.capacity_target,
+                    "maximum": organisation.group_capacity(group, as_of).1,
+                    "target": organisation.group_capacity(group, as_of).0,
                     "unit": "instance",
                 },
                 "strategy": {

@@ -1330,3 +1330,247 @@ fn a_warn_if_line_must_name_a_boolean_setting() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// cost_anomalies
+
+/// June 2026: the 1st is a Monday. The lake holds the 1st to the 21st.
+fn june(day: u32) -> String {
+    format!("2026-06-{day:02}")
+}
+
+/// An account's day: Spot's account total and one Elastigroup carrying all of it, so the
+/// account chargeback reconciles.
+fn account_day(day: &str, account: &str, cost: f64) -> Vec<Row> {
+    vec![
+        account_cost(day, account, cost),
+        elastigroup_cost(
+            day,
+            account,
+            "elastigroup",
+            &format!("sig-{account}"),
+            None,
+            cost,
+            cost,
+        ),
+    ]
+}
+
+/// A successful (unless `status` says otherwise) configuration change of `resource` in
+/// `account` at `at` (UTC), whose request body is `body`.
+fn change_event(
+    at: chrono::DateTime<chrono::Utc>,
+    account: &str,
+    user: &str,
+    (resource_type, resource, action): (&str, &str, &str),
+    body: &str,
+    status: i64,
+) -> Row {
+    let day = at.date_naive().format("%Y-%m-%d").to_string();
+    Row::new(Dataset::AuditEvents, &day, "org")
+        .with("event_at", at.timestamp_micros())
+        .with("account_id", account)
+        .with("user_name", user)
+        .with("namespace", "ELASTIGROUP")
+        .with("action_type", action)
+        .with("resource_type", resource_type)
+        .with("resource_id", resource)
+        .with("source", "UI")
+        .with("response_status", status)
+        .with(
+            "context_json",
+            format!(r#"{{"body":{body},"url":"/x","query":{{}}}}"#).as_str(),
+        )
+}
+
+/// The end of June `day` (UTC) less `hours`.
+fn hours_before_end_of(day: u32, hours: i64) -> chrono::DateTime<chrono::Utc> {
+    date(&june(day + 1)).and_hms_opt(0, 0, 0).unwrap().and_utc() - chrono::Duration::hours(hours)
+}
+
+/// - act-1: 100 a day, 180 on Monday the 15th (the one anomaly); the day before, u47 raised sig-1
+///   (47 hours before the 15th ended; its cost rose) and, later, u-late changed sig-3 (whose
+///   cost did not move); u49's change 49 hours before is too early, a failed call and a
+///   sign-in are no changes.
+/// - act-2: 100 a day, 140 on the 15th: 40 % is below the relative threshold.
+/// - act-3: 10 a day, 19.9 on the 15th: 9.9 USD is below the absolute threshold.
+/// - act-4: 100 on weekdays, 20 at weekends: a weekly pattern, never flagged.
+/// - act-5: one Ocean cluster o-5 with one namespace web, 50 a day and 120 on Tuesday the
+///   16th, the day u-ocean raised the cluster: an anomaly in the namespace and the account.
+fn anomaly_lake(dir: &Path) {
+    let mut rows = Vec::new();
+    for day in 1..=21 {
+        let weekday = date(&june(day)).format("%a").to_string();
+        let weekend = weekday == "Sat" || weekday == "Sun";
+        let d = june(day);
+        rows.extend(account_day(
+            &d,
+            "act-1",
+            if day == 15 { 180.0 } else { 100.0 },
+        ));
+        rows.extend(account_day(
+            &d,
+            "act-2",
+            if day == 15 { 140.0 } else { 100.0 },
+        ));
+        rows.extend(account_day(
+            &d,
+            "act-3",
+            if day == 15 { 19.9 } else { 10.0 },
+        ));
+        rows.extend(account_day(&d, "act-4", if weekend { 20.0 } else { 100.0 }));
+        let ocean = if day == 16 { 120.0 } else { 50.0 };
+        rows.push(account_cost(&d, "act-5", ocean));
+        rows.push(ocean_cost(
+            &d,
+            "act-5",
+            "o-5",
+            "workload",
+            Some("web"),
+            Some("frontend"),
+            [ocean, 0.0, 0.0],
+            ocean,
+        ));
+    }
+    // The changed groups' own costs, from the instance-cost export.
+    for (day, sig1, sig3) in [(13, 10.0, 5.0), (15, 90.0, 5.0)] {
+        rows.push(instance_cost(
+            &june(day),
+            "act-1",
+            Some("sig-1"),
+            Some("Stateless"),
+            Some(sig1),
+            Some(sig1),
+        ));
+        rows.push(instance_cost(
+            &june(day),
+            "act-1",
+            Some("sig-3"),
+            Some("Stateless"),
+            Some(sig3),
+            Some(sig3),
+        ));
+    }
+    let group = |id| ("Elastigroup", id, "Update group");
+    rows.extend([
+        change_event(
+            hours_before_end_of(15, 47),
+            "act-1",
+            "u47@example.com",
+            group("sig-1"),
+            r#"{"group":{"capacity":{"target":10}}}"#,
+            200,
+        ),
+        change_event(
+            hours_before_end_of(15, 49),
+            "act-1",
+            "u49@example.com",
+            group("sig-2"),
+            r#"{"group":{"capacity":{"target":3}}}"#,
+            200,
+        ),
+        change_event(
+            hours_before_end_of(15, 10),
+            "act-1",
+            "u-late@example.com",
+            group("sig-3"),
+            r#"{"group":{"strategy":{"risk":90}}}"#,
+            200,
+        ),
+        change_event(
+            hours_before_end_of(15, 5),
+            "act-1",
+            "u-failed@example.com",
+            group("sig-1"),
+            r#"{"group":{"capacity":{"target":50}}}"#,
+            403,
+        ),
+        change_event(
+            hours_before_end_of(15, 4),
+            "act-1",
+            "u-sso@example.com",
+            ("User", "21126", "Sign in with SSO"),
+            "{}",
+            200,
+        ),
+        change_event(
+            hours_before_end_of(16, 16),
+            "act-5",
+            "u-ocean@example.com",
+            ("OceanCluster", "o-5", "Update cluster"),
+            r#"{"cluster":{"capacity":{"minimum":4,"target":8}}}"#,
+            200,
+        ),
+    ]);
+    write_lake(dir, &rows);
+}
+
+#[test]
+fn cost_anomalies_flag_departures_from_the_baseline_with_their_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    anomaly_lake(dir.path());
+    let db = built(dir.path(), SharedCostPolicy::Proportional);
+    assert_rows(
+        "cost_anomalies",
+        mart_rows(
+            &db,
+            "select day::varchar, scope, account_id, coalesce(cluster_id, 'NULL'), coalesce(namespace, 'NULL'), \
+             coalesce(cause, 'NULL'), coalesce(cause_user_name, 'NULL'), coalesce(cause_resource_id, 'NULL'), \
+             coalesce(strftime(cause_event_at::timestamp, '%Y-%m-%d %H:%M'), 'NULL'), \
+             expected_usd, actual_usd, delta_usd, delta_relative, related_changes::double from cost_anomalies",
+            9,
+        ),
+        vec![
+            row(
+                &[&june(15), "account", "act-1", "NULL", "NULL",
+                  "the day before, u47@example.com changed Elastigroup sig-1 capacity target to 10",
+                  "u47@example.com", "sig-1", "2026-06-14 01:00"],
+                &[100.0, 180.0, 80.0, 0.8, 2.0],
+            ),
+            row(
+                &[&june(16), "account", "act-5", "NULL", "NULL",
+                  "that day, u-ocean@example.com changed Ocean cluster o-5 capacity target to 8, capacity minimum to 4",
+                  "u-ocean@example.com", "o-5", "2026-06-16 08:00"],
+                &[50.0, 120.0, 70.0, 1.4, 1.0],
+            ),
+            row(
+                &[&june(16), "namespace", "act-5", "o-5", "web",
+                  "that day, u-ocean@example.com changed Ocean cluster o-5 capacity target to 8, capacity minimum to 4",
+                  "u-ocean@example.com", "o-5", "2026-06-16 08:00"],
+                &[50.0, 120.0, 70.0, 1.4, 1.0],
+            ),
+        ],
+    );
+
+    // Lower thresholds flag act-2 (40 %) and act-3 (9.9 USD) too; act-4's weekends stay unflagged
+    // (a median over all 14 days, 100, would have flagged each of them at -80 %).
+    models::build(
+        dir.path(),
+        &queries(),
+        &ModelSettings {
+            anomaly_min_relative: 0.3,
+            anomaly_min_usd: 5.0,
+            ..ModelSettings::default()
+        },
+    )
+    .unwrap();
+    let db = duckdb::Connection::open(models::warehouse_path(dir.path())).unwrap();
+    let mut flagged: Vec<String> = mart_rows(
+        &db,
+        "select account_id || ' ' || day::varchar from cost_anomalies where scope = 'account'",
+        1,
+    )
+    .into_iter()
+    .map(|(texts, _)| texts[0].clone())
+    .collect();
+    flagged.sort();
+    assert_eq!(
+        flagged,
+        [
+            "act-1 2026-06-15",
+            "act-2 2026-06-15",
+            "act-3 2026-06-15",
+            "act-5 2026-06-16"
+        ]
+    );
+}

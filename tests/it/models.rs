@@ -310,13 +310,6 @@ fn copy_queries(to: &Path) {
     }
 }
 
-fn full_settings() -> ModelSettings {
-    ModelSettings {
-        rebuild: Rebuild::Full,
-        ..ModelSettings::default()
-    }
-}
-
 /// Extracts `from..=to` (every dataset; snapshots on the day after `to`) from a simulator whose
 /// "today" is `today`, with the last two days before it provisional.
 async fn extract_as_of(dir: &Path, today: &str, from: &str, to: &str) {
@@ -374,6 +367,7 @@ fn assert_same_tables(label: &str, got: &Path, want: &Path) {
     );
     for (table, rows) in &want {
         assert!(
+            // No budget is configured here.
             !rows.is_empty() || table == "audit_activity" || table == "spotcost_budgets",
             "{label}: {table} is empty"
         );
@@ -395,9 +389,21 @@ fn assert_same_tables(label: &str, got: &Path, want: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_incremental_build_equals_a_full_build_of_the_same_lake() {
     let dir = tempfile::tempdir().unwrap();
+    // A two-day anomaly baseline and thresholds low enough that the simulator's daily variation
+    // makes anomalies, so the days after each changed day matter.
+    let low_thresholds = ModelSettings {
+        anomaly_baseline_days: 2,
+        anomaly_min_relative: 0.01,
+        anomaly_min_usd: 0.01,
+        ..ModelSettings::default()
+    };
+    let everything = ModelSettings {
+        rebuild: Rebuild::Full,
+        ..low_thresholds.clone()
+    };
     // The first night: four days, the last two of them provisional.
     extract_as_of(dir.path(), "2026-11-03", FROM, TO).await;
-    let first = models::build(dir.path(), &queries(), &ModelSettings::default()).unwrap();
+    let first = models::build(dir.path(), &queries(), &low_thresholds).unwrap();
     assert_eq!(first.kind, BuildKind::Full);
     assert_eq!(first.days_recomputed, 4);
     assert_eq!(models::last_build(dir.path()), Some((BuildKind::Full, 4)));
@@ -405,7 +411,7 @@ async fn an_incremental_build_equals_a_full_build_of_the_same_lake() {
     // Nothing changed: nothing to recompute, and the same warehouse.
     let before = dir.path().join("before.duckdb");
     std::fs::copy(models::warehouse_path(dir.path()), &before).unwrap();
-    let unchanged = models::build(dir.path(), &queries(), &ModelSettings::default()).unwrap();
+    let unchanged = models::build(dir.path(), &queries(), &low_thresholds).unwrap();
     assert_eq!(
         (unchanged.kind, unchanged.days_recomputed),
         (BuildKind::Incremental, 0)
@@ -416,7 +422,7 @@ async fn an_incremental_build_equals_a_full_build_of_the_same_lake() {
     // instance-cost export is gone.
     extract_as_of(dir.path(), "2026-11-05", "2026-11-01", "2026-11-03").await;
     std::fs::remove_dir_all(dir.path().join("lake/instance_costs/day=2026-10-31")).unwrap();
-    let nightly = models::build(dir.path(), &queries(), &ModelSettings::default()).unwrap();
+    let nightly = models::build(dir.path(), &queries(), &low_thresholds).unwrap();
     assert_eq!(
         nightly.kind,
         BuildKind::Incremental,
@@ -429,6 +435,7 @@ async fn an_incremental_build_equals_a_full_build_of_the_same_lake() {
         nightly.intermediate,
         [
             "int_account_cost_days",
+            "int_audit_changes",
             "int_instance_cost_days",
             "int_ocean_cluster_days"
         ]
@@ -446,11 +453,39 @@ async fn an_incremental_build_equals_a_full_build_of_the_same_lake() {
             != tables_of(&incremental)["chargeback_namespace"]
     );
 
-    let full = models::build(dir.path(), &queries(), &full_settings()).unwrap();
+    let full = models::build(dir.path(), &queries(), &everything).unwrap();
     assert_eq!(full.kind, BuildKind::Full);
     assert_eq!(full.days_recomputed, 5);
     assert_same_tables(
         "incremental against full",
+        &incremental,
+        &models::warehouse_path(dir.path()),
+    );
+
+    // Only an old day changes: 2026-10-31 is gone from the lake (every dataset, so the accounts
+    // still reconcile). The next two days' anomalies lose their baseline, and an incremental
+    // build recomputes them too.
+    let before_old_day = tables_of(&models::warehouse_path(dir.path()));
+    let mut removed = 0;
+    for dataset in std::fs::read_dir(dir.path().join("lake")).unwrap() {
+        let folder = dataset.unwrap().path().join("day=2026-10-31");
+        if folder.exists() {
+            std::fs::remove_dir_all(folder).unwrap();
+            removed += 1;
+        }
+    }
+    assert!(removed >= 5, "{removed}");
+    let old_day_night = models::build(dir.path(), &queries(), &low_thresholds).unwrap();
+    assert_eq!(
+        (old_day_night.kind, old_day_night.days_recomputed),
+        (BuildKind::Incremental, 1)
+    );
+    let incremental = dir.path().join("incremental-old-day.duckdb");
+    std::fs::copy(models::warehouse_path(dir.path()), &incremental).unwrap();
+    assert!(before_old_day["cost_anomalies"] != tables_of(&incremental)["cost_anomalies"]);
+    models::build(dir.path(), &queries(), &everything).unwrap();
+    assert_same_tables(
+        "incremental against full, after an old day changed",
         &incremental,
         &models::warehouse_path(dir.path()),
     );
@@ -511,4 +546,84 @@ async fn a_changed_model_or_setting_forces_a_full_build() {
             "select count(*) from savings_realized"
         ) > 0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulators_capacity_raise_is_found_and_attributed() {
+    // The demo's 30 days as of 2026-11-14; the simulator raises a group on 2026-11-11.
+    let server = simulator(SimConfig {
+        today: Some(day("2026-11-14")),
+        ..SimConfig::default()
+    })
+    .await;
+    let organisation = server.organisation().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let report = pipeline::extract(
+        client(&server.url(), 4),
+        &plan(dir.path(), "2026-10-15", "2026-11-13", &Dataset::ALL),
+    )
+    .await
+    .unwrap();
+    assert!(report.is_success());
+    server.shutdown().await;
+    let raise_day = day("2026-11-11");
+    let raise = organisation
+        .capacity_changes(raise_day)
+        .into_iter()
+        .next()
+        .expect("a capacity raise on 2026-11-11");
+    assert!(raise.to_target > raise.from_target);
+
+    models::build(dir.path(), &queries(), &ModelSettings::default()).unwrap();
+    let db = warehouse(dir.path());
+    let mut statement = db
+        .prepare(
+            "select day::varchar, cause, cause_user_name, cause_resource_id, \
+             strftime(cause_event_at::timestamp, '%Y-%m-%dT%H:%M:%S'), actual_usd, delta_usd \
+             from cost_anomalies where scope = 'account' and account_id = ? \
+             and day between '2026-11-11' and '2026-11-12' order by day",
+        )
+        .unwrap();
+    let rows: Vec<(String, String, String, String, String, f64, f64)> = statement
+        .query_map([&raise.account_id], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+                row.get(6)?,
+            ))
+        })
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    // The first full day at the raised capacity is an anomaly (the raise day itself, with 15
+    // hours of it, may be one too), attributed to the raise, by the user who made it.
+    assert!(rows.iter().any(|row| row.0 == "2026-11-12"), "{rows:?}");
+    for (anomaly_day, cause, user, resource, at, actual, delta) in &rows {
+        let when = if day(anomaly_day) == raise_day {
+            "that day"
+        } else {
+            "the day before"
+        };
+        // The raise sets the maximum too, the group's being lower.
+        assert_eq!(
+            cause,
+            &format!(
+                "{when}, {} changed Elastigroup {} capacity target to {}, capacity maximum to {}",
+                raise.user, raise.group_id, raise.to_target, raise.to_target
+            )
+        );
+        assert_eq!(user, &raise.user);
+        assert_eq!(resource, &raise.group_id);
+        assert_eq!(at, &raise.at.format("%Y-%m-%dT%H:%M:%S").to_string());
+        let truth = organisation
+            .account_day(&raise.account_id, day(anomaly_day))
+            .actual
+            .usd();
+        assert_usd(&format!("{anomaly_day} actual"), *actual, truth);
+        assert!(*delta > 10.0, "{anomaly_day}: {delta}");
+    }
 }
