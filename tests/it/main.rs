@@ -6,6 +6,7 @@ mod cli;
 mod client_faults;
 mod deploy;
 mod extract_end_to_end;
+mod forecast;
 mod hostile_decoding;
 mod hostile_names;
 mod marts_small;
