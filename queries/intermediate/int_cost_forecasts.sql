@@ -7,7 +7,8 @@
 --     among those days, or when every mean is zero);
 --   weighted remaining days = the calendar days of M after D, each counted as its weekday's factor.
 -- A day of the lake on which a key has no cost counts as zero for it; a day missing from the lake is
--- left out of the means (and, before D, adds nothing to the month-to-date actual).
+-- left out of the means (and, before D, adds nothing to the month-to-date actual). A namespace
+-- without cost in the days a forecast reads (the 28 days to D and the whole month) has no row.
 -- Forecasts are made as of each month's last day with data, and, in months with data on every day,
 -- as of the 7th, 14th, 21st and 28th (to measure the error against the month's actual total).
 -- column as_of_day: The last day of data the forecast uses; the days after it are forecast.
@@ -77,6 +78,8 @@ keys as (
         null::varchar as cluster_name,
         null::varchar as namespace,
         null::varchar as team,
+        null::date as first_day,
+        null::date as last_day,
     from (
         select account_id from account_costs
         union
@@ -91,6 +94,8 @@ keys as (
         arg_max(cluster_name, day) as cluster_name,
         namespace,
         arg_max(team, day) as team,
+        min(day) as first_day,
+        max(day) as last_day,
     from chargeback_namespace
     group by account_id, cluster_id, namespace
     union all
@@ -102,17 +107,30 @@ keys as (
         null::varchar as cluster_name,
         null::varchar as namespace,
         team,
+        null::date as first_day,
+        null::date as last_day,
     from budgeted_teams
 ),
 
 daily as (
-    -- Each key's cost on every day its source holds; zero where it has none.
+    -- Each key's cost on every day its source holds; zero where it has none. A namespace's days
+    -- stop 60 days before its first cost and after its last: no forecast reads a span longer than
+    -- from 27 days before an as-of day to the end of its month (at most 58 days), so a namespace
+    -- long gone adds no rows, and every forecast window that touches one of its costs is whole.
     select
-        keys.*,
+        keys.source,
+        keys.scope,
+        keys.account_id,
+        keys.cluster_id,
+        keys.cluster_name,
+        keys.namespace,
+        keys.team,
         source_days.day,
         coalesce(account_costs.cost_usd, namespace_costs.cost_usd, team_costs.cost_usd, 0) as cost_usd,
     from keys
-    inner join source_days using (source)
+    inner join source_days
+        on source_days.source = keys.source
+        and (keys.first_day is null or source_days.day between keys.first_day - 60 and keys.last_day + 60)
     left join account_costs
         on keys.scope = 'account'
         and account_costs.day = source_days.day
@@ -200,6 +218,7 @@ by_weekday as (
         sum(daily.cost_usd) filter (where daily.day >= window_days.month and daily.day <= window_days.as_of_day) as month_to_date_usd,
         count(*) filter (where daily.day >= window_days.month and daily.day <= window_days.as_of_day) as days_observed,
         sum(daily.cost_usd) filter (where daily.day >= window_days.month) as month_actual_usd,
+        bool_or(daily.cost_usd <> 0) as has_cost,
     from window_days
     inner join daily
         on daily.source = window_days.source
@@ -228,6 +247,8 @@ per_key as (
     from by_weekday
     left join remaining_weekdays using (as_of_day, weekday)
     group by all
+    -- A namespace without cost in the days a forecast reads has no row (it is forecast at zero).
+    having by_weekday.scope <> 'namespace' or bool_or(by_weekday.has_cost)
 ),
 
 weighted as (

@@ -612,6 +612,98 @@ fn a_month_with_one_day_of_data_is_forecast_at_that_days_rate() {
     );
 }
 
+#[test]
+fn a_namespace_that_is_gone_is_forecast_until_its_costs_leave_the_window() {
+    // Cluster o-1 runs namespace steady (3 a day) from 1 October to 31 December, and namespace
+    // legacy (7 a day) from 1 to 5 October only.
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = Vec::new();
+    for day in days("2026-10-01", "2026-12-31") {
+        let date = iso(day);
+        let legacy = day <= self::day("2026-10-05");
+        rows.push(account_cost(
+            &date,
+            "act-3",
+            if legacy { 10.0 } else { 3.0 },
+        ));
+        let namespaces: &[(&str, f64)] = if legacy {
+            &[("steady", 3.0), ("legacy", 7.0)]
+        } else {
+            &[("steady", 3.0)]
+        };
+        let total = namespaces.iter().map(|(_, usd)| usd).sum();
+        for (namespace, usd) in namespaces {
+            rows.push(ocean_cost(
+                &date,
+                "act-3",
+                "o-1",
+                "workload",
+                Some(namespace),
+                Some("app"),
+                [*usd, 0.0, 0.0],
+                total,
+            ));
+        }
+    }
+    write_lake(dir.path(), &rows);
+    let db = built_with(dir.path(), Vec::new());
+    // Only October shows legacy: by 30 November the 28 days read hold none of its costs.
+    assert_rows(
+        "cost_forecast",
+        mart_rows(
+            &db,
+            &format!("{COST_FORECAST} where scope = 'namespace' and namespace = 'legacy'"),
+            4,
+        ),
+        vec![forecast_row(
+            "2026-10-01",
+            "2026-10-31",
+            "namespace",
+            "o-1/legacy",
+            31.0,
+            35.0,
+            0.0,
+            [0.0, 0.0],
+            35.0,
+            None,
+        )],
+    );
+    // As of 7 October: run rate 5 × 7 / 7 = 5; Thursday to Monday mean 7 and Tuesday and
+    // Wednesday 0, their mean 5, so Thursday to Monday count 1.4 days and Tuesday and Wednesday
+    // none; 8–31 October holds 18 days from Thursday to Monday: 35 + 5 × 18 × 1.4 = 161. From the
+    // 14th on the run rate is 0 and the forecast the actual 35. No later month scores legacy.
+    assert_rows(
+        "forecast_accuracy",
+        mart_rows(
+            &db,
+            "select month::varchar, as_of_day::varchar, forecast_usd, actual_usd \
+             from forecast_accuracy where namespace = 'legacy'",
+            2,
+        ),
+        vec![
+            row(&["2026-10-01", "2026-10-07"], &[161.0, 35.0]),
+            row(&["2026-10-01", "2026-10-14"], &[35.0, 35.0]),
+            row(&["2026-10-01", "2026-10-21"], &[35.0, 35.0]),
+            row(&["2026-10-01", "2026-10-28"], &[35.0, 35.0]),
+        ],
+    );
+    assert_eq!(
+        count(
+            &db,
+            "select count(*) from int_cost_forecasts where namespace = 'legacy' and month > '2026-10-01'"
+        ),
+        0
+    );
+    // steady is forecast exactly every month, as of every day scored.
+    assert_eq!(
+        count(
+            &db,
+            "select count(*) from forecast_accuracy where namespace = 'steady' and abs(error_usd) < 1e-9"
+        ),
+        12
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // End to end: months extracted from the simulator.
 
