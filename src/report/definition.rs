@@ -556,6 +556,8 @@ top = 3
                 "audit_activity",
                 "chargeback_account",
                 "chargeback_namespace",
+                "cost_forecast",
+                "forecast_accuracy",
                 "rightsizing",
                 "savings_potential",
                 "savings_realized"

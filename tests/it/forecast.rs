@@ -529,15 +529,14 @@ fn the_forecast_follows_the_run_rate_and_the_weekdays_and_meets_the_budgets() {
     expected.push(act_4(28, 670.0, forecast_28));
     assert_rows("forecast_accuracy", accuracy, expected);
 
-    // The summary: every forecast but act-4's was exact.
-    let summary = mart_rows(
+    // The error by as-of day, as the report charts it: the shares of the MAPE of one scope and day
+    // add up to it, and only act-4's forecasts were off.
+    let by_day = mart_rows(
         &db,
-        "select scope || ' ' || as_of_day_of_month, forecasts_scored::double, mean_absolute_percentage_error, \
-         weighted_absolute_percentage_error from forecast_accuracy_summary",
+        "select forecast_made, count(*)::double, sum(share_of_mape) from forecast_accuracy group by all",
         1,
     );
     let act_4_ape = |forecast: f64| (forecast - act_4_october).abs() / act_4_october;
-    let account_actual = 310.0 + act_2_october + 279.0 + act_4_october;
     let mut expected = Vec::new();
     for (as_of, forecast) in [
         (7, 310.0),
@@ -546,17 +545,16 @@ fn the_forecast_follows_the_run_rate_and_the_weekdays_and_meets_the_budgets() {
         (28, forecast_28),
     ] {
         expected.push(row(
-            &[&format!("account {as_of}")],
-            &[
-                4.0,
-                act_4_ape(forecast) / 4.0,
-                (forecast - act_4_october).abs() / account_actual,
-            ],
+            &[&format!("account, as of day {as_of}")],
+            &[4.0, act_4_ape(forecast) / 4.0],
         ));
-        expected.push(row(&[&format!("namespace {as_of}")], &[3.0, 0.0, 0.0]));
-        expected.push(row(&[&format!("team {as_of}")], &[1.0, 0.0, 0.0]));
+        expected.push(row(
+            &[&format!("namespace, as of day {as_of}")],
+            &[3.0, 0.0],
+        ));
+        expected.push(row(&[&format!("team, as of day {as_of}")], &[1.0, 0.0]));
     }
-    assert_rows("forecast_accuracy_summary", summary, expected);
+    assert_rows("forecast_accuracy by day", by_day, expected);
 }
 
 #[test]
@@ -587,10 +585,6 @@ fn a_month_with_one_day_of_data_is_forecast_at_that_days_rate() {
         )],
     );
     assert_eq!(count(&db, "select count(*) from forecast_accuracy"), 0);
-    assert_eq!(
-        count(&db, "select count(*) from forecast_accuracy_summary"),
-        0
-    );
 
     // A team budget with no Ocean data at all still shows, in the latest month, with nothing spent.
     let db = built_with(dir.path(), vec![budget(BudgetScope::Team, "web", 50.0)]);
@@ -932,7 +926,7 @@ async fn forecast_error_on_simulated_months_matches_a_recomputation_from_the_gro
         );
     }
 
-    // The error measured on the two held-back months, as the summary reports it.
+    // The error measured on the two held-back months, as the report charts it.
     let mape = |errors: &BTreeMap<u32, Vec<f64>>| -> Vec<(u32, f64)> {
         errors
             .iter()
@@ -941,7 +935,7 @@ async fn forecast_error_on_simulated_months_matches_a_recomputation_from_the_gro
     };
     let summary: BTreeMap<String, f64> = keyed_numbers(
         &db,
-        "select scope || ' ' || as_of_day_of_month, mean_absolute_percentage_error from forecast_accuracy_summary",
+        "select scope || ' ' || as_of_day_of_month, sum(share_of_mape) from forecast_accuracy group by all",
     )
     .into_iter()
     .collect();

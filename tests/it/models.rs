@@ -54,7 +54,7 @@ async fn marts_reconcile_to_the_simulator_under_every_policy() {
     ] {
         let built = models::build(dir.path(), &queries(), &settings(policy))
             .unwrap_or_else(|e| panic!("{policy:?}: {e}"));
-        assert_eq!(built.marts.len(), 9);
+        assert_eq!(built.marts.len(), 8);
         let db = warehouse(dir.path());
 
         // Namespaces (and the shared row) of every cluster-day add up to the simulator's cluster total.
@@ -358,7 +358,7 @@ async fn an_incremental_build_equals_a_full_build_of_the_same_lake() {
         nightly.full_reason
     );
     assert_eq!(nightly.days_recomputed, 4);
-    assert_eq!(nightly.marts.len(), 9);
+    assert_eq!(nightly.marts.len(), 8);
     assert_eq!(
         nightly.intermediate,
         [
