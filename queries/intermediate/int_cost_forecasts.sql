@@ -55,7 +55,7 @@ team_costs as (
     select
         chargeback_namespace.day,
         chargeback_namespace.team,
-        sum(chargeback_namespace.total_cost_usd) as cost_usd,
+        sum(chargeback_namespace.total_cost_usd::decimal(38, 12)) as cost_usd,
     from chargeback_namespace
     inner join budgeted_teams using (team)
     group by all
@@ -126,7 +126,9 @@ daily as (
         keys.namespace,
         keys.team,
         source_days.day,
-        coalesce(account_costs.cost_usd, namespace_costs.cost_usd, team_costs.cost_usd, 0) as cost_usd,
+        -- Exact decimals from here on, so that sums do not depend on the order DuckDB's threads add
+        -- them in: the same lake gives the same forecasts to the last digit.
+        coalesce(account_costs.cost_usd, namespace_costs.cost_usd, team_costs.cost_usd, 0)::decimal(38, 12) as cost_usd,
     from keys
     inner join source_days
         on source_days.source = keys.source
@@ -212,7 +214,7 @@ by_weekday as (
         daily.namespace,
         daily.team,
         isodow(daily.day) as weekday,
-        avg(daily.cost_usd) filter (where daily.day > window_days.as_of_day - 28 and daily.day <= window_days.as_of_day) as weekday_mean_usd,
+        (avg(daily.cost_usd) filter (where daily.day > window_days.as_of_day - 28 and daily.day <= window_days.as_of_day))::decimal(38, 12) as weekday_mean_usd,
         sum(daily.cost_usd) filter (where daily.day > window_days.as_of_day - 7 and daily.day <= window_days.as_of_day) as last_7_cost_usd,
         count(*) filter (where daily.day > window_days.as_of_day - 7 and daily.day <= window_days.as_of_day) as last_7_days,
         sum(daily.cost_usd) filter (where daily.day >= window_days.month and daily.day <= window_days.as_of_day) as month_to_date_usd,
@@ -308,10 +310,10 @@ select
     is_accuracy_check,
     days_in_month,
     days_observed,
-    month_to_date_usd,
-    run_rate_usd,
+    month_to_date_usd::double as month_to_date_usd,
+    run_rate_usd::double as run_rate_usd,
     remaining_days,
-    weighted_remaining_days,
-    month_to_date_usd + run_rate_usd * weighted_remaining_days as forecast_usd,
-    month_actual_usd,
+    weighted_remaining_days::double as weighted_remaining_days,
+    month_to_date_usd::double + run_rate_usd::double * weighted_remaining_days::double as forecast_usd,
+    month_actual_usd::double as month_actual_usd,
 from final

@@ -1080,7 +1080,10 @@ fn build_into(
              comment on table spotcost_settings is 'The settings the models were built with (one row).';\n\
              create or replace table spotcost_budgets (scope varchar not null, name varchar not null, \
              monthly_usd double not null);\n\
-             comment on table spotcost_budgets is 'The configured monthly budgets: scope (account or team), the account id or team name, USD per calendar month.';",
+             comment on table spotcost_budgets is 'The configured monthly budgets: scope (account or team), the account id or team name, USD per calendar month.';\n\
+             comment on column spotcost_budgets.scope is 'What the budget applies to: account or team.';\n\
+             comment on column spotcost_budgets.name is 'The account id, or the team (the team label''s value).';\n\
+             comment on column spotcost_budgets.monthly_usd is 'The budget for each calendar month, USD.';",
         ),
     )?;
     duck(

@@ -710,7 +710,7 @@ fn assert_csv_reports(
         }
         all_cells.extend(cells);
     }
-    assert_eq!(reports, 6);
+    assert_eq!(reports, 8);
     for payload in HOSTILE_PAYLOADS
         .iter()
         .chain(HOSTILE_AUDIT_USERS)

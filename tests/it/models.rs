@@ -308,7 +308,8 @@ fn assert_same_tables(label: &str, got: &Path, want: &Path) {
     );
     for (table, rows) in &want {
         assert!(
-            !rows.is_empty() || table == "audit_activity",
+            // forecast_accuracy scores complete months only; these lakes hold a few days.
+            !rows.is_empty() || table == "audit_activity" || table == "forecast_accuracy",
             "{label}: {table} is empty"
         );
         let other = &got[table];
