@@ -1605,7 +1605,8 @@ mod tests {
         let sql = "-- Trailing. grain: one row per day.\n-- incremental: day\n-- incremental_following_days: baseline_days\n\
                    select day, 'new' as source from generated_days";
         let mut rolling = model("rolling", sql);
-        rolling.incremental_by = declared_column(path, "rolling", sql, "incremental", "the lake's day").unwrap();
+        rolling.incremental_by =
+            declared_column(path, "rolling", sql, "incremental", "the lake's day").unwrap();
         rolling.following_days = declared_following_days(path, "rolling", sql).unwrap();
         assert_eq!(
             rolling.following_days,

@@ -557,6 +557,8 @@ top = 3
                 "chargeback_account",
                 "chargeback_namespace",
                 "cost_anomalies",
+                "cost_forecast",
+                "forecast_accuracy",
                 "reconciliation",
                 "rightsizing",
                 "savings_potential",

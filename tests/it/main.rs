@@ -7,6 +7,7 @@ mod client_faults;
 mod deploy;
 mod extract_end_to_end;
 mod focus;
+mod forecast;
 mod hostile_decoding;
 mod hostile_names;
 mod marts_small;

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 /// One value of a row; a column a row does not mention is null.
 #[derive(Debug, Clone)]
-enum Cell {
+pub(super) enum Cell {
     Null,
     Text(String),
     Number(f64),
@@ -55,7 +55,7 @@ impl<T: Into<Cell>> From<Option<T>> for Cell {
 }
 
 /// A `map<varchar, varchar>` value.
-fn labels(entries: &[(&str, &str)]) -> Cell {
+pub(super) fn labels(entries: &[(&str, &str)]) -> Cell {
     Cell::Labels(
         entries
             .iter()
@@ -66,7 +66,7 @@ fn labels(entries: &[(&str, &str)]) -> Cell {
 
 /// One row of one dataset, in the partition of `day` (the dataset's date column) and `scope`.
 #[derive(Debug, Clone)]
-struct Row {
+pub(super) struct Row {
     dataset: Dataset,
     day: NaiveDate,
     scope: String,
@@ -83,7 +83,7 @@ impl Row {
         }
     }
 
-    fn with(mut self, column: &'static str, value: impl Into<Cell>) -> Row {
+    pub(super) fn with(mut self, column: &'static str, value: impl Into<Cell>) -> Row {
         assert!(
             self.dataset.schema().field_with_name(column).is_ok(),
             "{} has no column {column}",
@@ -99,7 +99,7 @@ fn date(text: &str) -> NaiveDate {
 }
 
 /// Writes the rows with the real lake writer, one partition file per dataset × day × scope.
-fn write_lake(dir: &Path, rows: &[Row]) {
+pub(super) fn write_lake(dir: &Path, rows: &[Row]) {
     let mut partitions: BTreeMap<(Dataset, NaiveDate, String), Vec<&Row>> = BTreeMap::new();
     for row in rows {
         partitions
@@ -207,7 +207,7 @@ fn batch(dataset: Dataset, day: NaiveDate, rows: &[&Row]) -> RecordBatch {
 
 /// An `ocean_costs` row; `total_cost_usd` is compute + storage + network.
 #[allow(clippy::too_many_arguments)]
-fn ocean_cost(
+pub(super) fn ocean_cost(
     day: &str,
     account: &str,
     cluster: &str,
@@ -239,7 +239,7 @@ fn ocean_cost(
 }
 
 /// An `elastigroup_costs` row; `product` is `elastigroup` or `emr_scaler`.
-fn elastigroup_cost(
+pub(super) fn elastigroup_cost(
     day: &str,
     account: &str,
     product: &str,
@@ -276,7 +276,7 @@ fn managed_instance_cost(
         .with("potential_cost_usd", potential)
 }
 
-fn account_cost(day: &str, account: &str, actual: f64) -> Row {
+pub(super) fn account_cost(day: &str, account: &str, actual: f64) -> Row {
     Row::new(Dataset::AccountCosts, day, account)
         .with("account_id", account)
         .with("cloud", "aws")
@@ -380,7 +380,7 @@ fn audit_event(
 // ---------------------------------------------------------------------------------------------
 // Building the warehouse and comparing mart rows.
 
-fn queries() -> PathBuf {
+pub(super) fn queries() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("queries")
 }
 
@@ -402,9 +402,9 @@ fn built(dir: &Path, policy: SharedCostPolicy) -> duckdb::Connection {
 }
 
 /// A mart row: its text columns (null as `NULL`) and its numbers.
-type MartRow = (Vec<String>, Vec<f64>);
+pub(super) type MartRow = (Vec<String>, Vec<f64>);
 
-fn row(texts: &[&str], numbers: &[f64]) -> MartRow {
+pub(super) fn row(texts: &[&str], numbers: &[f64]) -> MartRow {
     (
         texts.iter().map(|t| t.to_string()).collect(),
         numbers.to_vec(),
@@ -412,7 +412,7 @@ fn row(texts: &[&str], numbers: &[f64]) -> MartRow {
 }
 
 /// Runs `sql` whose first `texts` columns are text and whose other columns are doubles.
-fn mart_rows(db: &duckdb::Connection, sql: &str, texts: usize) -> Vec<MartRow> {
+pub(super) fn mart_rows(db: &duckdb::Connection, sql: &str, texts: usize) -> Vec<MartRow> {
     let mut statement = db.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
     let mut rows = statement.query([]).unwrap_or_else(|e| panic!("{sql}: {e}"));
     let mut out = Vec::new();
@@ -438,7 +438,7 @@ fn mart_rows(db: &duckdb::Connection, sql: &str, texts: usize) -> Vec<MartRow> {
 }
 
 /// The mart rows equal the expected ones (in any order): text exactly, money within 1e-9.
-fn assert_rows(label: &str, mut actual: Vec<MartRow>, mut expected: Vec<MartRow>) {
+pub(super) fn assert_rows(label: &str, mut actual: Vec<MartRow>, mut expected: Vec<MartRow>) {
     let by_key = |a: &MartRow, b: &MartRow| a.0.cmp(&b.0);
     actual.sort_by(by_key);
     expected.sort_by(by_key);

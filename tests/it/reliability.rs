@@ -1374,7 +1374,7 @@ async fn crash_sigkill_at_seeded_points_then_a_rerun_equals_an_uninterrupted_run
     let url = server.url();
     let dir = tempfile::tempdir().unwrap();
     let marts = mart_names();
-    assert_eq!(marts.len(), 7, "{marts:?}");
+    assert_eq!(marts.len(), 10, "{marts:?}");
 
     // The uninterrupted nights: the first from nothing, the second from the first.
     let mut nights: Vec<NightState> = Vec::new();

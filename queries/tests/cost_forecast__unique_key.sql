@@ -1,0 +1,9 @@
+-- Every cost_forecast key (month, scope and the key's columns) is present and unique. Returns duplicated or incomplete keys.
+select
+    month, scope, account_id, cluster_id, namespace, case when scope = 'team' then team end as team,
+    count(*) as rows_with_key,
+from cost_forecast
+group by all
+having count(*) > 1
+    or bool_or(month is null or scope is null or key is null)
+    or bool_or(scope not in ('account', 'namespace', 'team'))

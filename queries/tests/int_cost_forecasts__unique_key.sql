@@ -1,0 +1,7 @@
+-- Every int_cost_forecasts key (as-of day, scope and the key's columns) is present and unique. Returns duplicated or incomplete keys.
+select
+    as_of_day, scope, account_id, cluster_id, namespace, case when scope = 'team' then team end as team,
+    count(*) as rows_with_key,
+from int_cost_forecasts
+group by all
+having count(*) > 1 or bool_or(as_of_day is null or scope is null or key is null)
