@@ -255,30 +255,21 @@ fn declared_following_days(
     name: &str,
     sql: &str,
 ) -> Result<Option<FollowingDays>, ModelError> {
-    let Some(rest) = sql
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("-- incremental_following_days:"))
-    else {
+    let what = "a number of days or a spotcost_settings column";
+    let Some(value) = declared_column(path, name, sql, "incremental_following_days", what)? else {
         return Ok(None);
     };
-    let value = rest.trim();
     if let Ok(days) = value.parse::<u32>() {
         return Ok(Some(FollowingDays::Fixed(days)));
     }
-    let plain = value.starts_with(|c: char| c.is_ascii_lowercase())
-        && value
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if !plain {
+    if !value.starts_with(|c: char| c.is_ascii_lowercase()) {
         return Err(ModelError::Sql {
             model: name.to_owned(),
             path: path.to_owned(),
-            message: format!(
-                "`-- incremental_following_days:` must be a number of days or a spotcost_settings column, got {value:?}"
-            ),
+            message: format!("`-- incremental_following_days:` must be {what}, got {value:?}"),
         });
     }
-    Ok(Some(FollowingDays::Setting(value.to_owned())))
+    Ok(Some(FollowingDays::Setting(value)))
 }
 
 /// The `-- <key>: <column>` header line of a model file (`incremental`, `warn_if`), checked to
