@@ -620,3 +620,182 @@ async fn two_shards_together_equal_one_unsharded_run() {
     );
     assert!(merged == *whole, "and byte for byte the same");
 }
+
+/// A local webhook: answers every POST with the status in `status` and keeps each request's path
+/// and JSON body.
+struct Webhook {
+    url: String,
+    status: Arc<std::sync::atomic::AtomicU16>,
+    received: Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+}
+
+impl Webhook {
+    async fn start(path: &str) -> Webhook {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}{path}", listener.local_addr().unwrap());
+        let status = Arc::new(std::sync::atomic::AtomicU16::new(200));
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (answer, keep) = (status.clone(), received.clone());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 8192];
+                // Headers, then as much body as Content-Length says.
+                let (head_end, length) = loop {
+                    let read = socket.read(&mut buffer).await.unwrap();
+                    assert!(read > 0, "the request ended early");
+                    request.extend_from_slice(&buffer[..read]);
+                    if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|line| line.strip_prefix("content-length:"))
+                            .map_or(0, |value| value.trim().parse::<usize>().unwrap());
+                        break (end + 4, length);
+                    }
+                };
+                while request.len() < head_end + length {
+                    let read = socket.read(&mut buffer).await.unwrap();
+                    assert!(read > 0, "the body ended early");
+                    request.extend_from_slice(&buffer[..read]);
+                }
+                let head = String::from_utf8_lossy(&request[..head_end]).into_owned();
+                let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
+                let body = serde_json::from_slice(&request[head_end..]).expect("a JSON body");
+                keep.lock().unwrap().push((path, body));
+                let code = answer.load(std::sync::atomic::Ordering::SeqCst);
+                let response = format!(
+                    "HTTP/1.1 {code} Status\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                socket.write_all(response.as_bytes()).await.unwrap();
+            }
+        });
+        Webhook {
+            url,
+            status,
+            received,
+        }
+    }
+
+    fn answer(&self, code: u16) {
+        self.status.store(code, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn received(&self) -> Vec<(String, serde_json::Value)> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capacity_raise_alerts_once_through_the_webhook_and_exit_code_3() {
+    // The simulator raises a group's capacity on 2026-11-11; the night of the 13th lands the 12th,
+    // the first full day at the raised capacity, over a 16-day baseline.
+    let server = simulator(SimConfig {
+        today: Some(day("2026-11-13")),
+        ..SimConfig::default()
+    })
+    .await;
+    let raise = server
+        .organisation()
+        .capacity_changes(day("2026-11-11"))
+        .into_iter()
+        .next()
+        .expect("a capacity raise on 2026-11-11");
+    let secret = "/services/T0001/B0001/hook-secret-4f9a";
+    let webhook = Webhook::start(secret).await;
+    let min_usd = 50.0;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let config = config(
+        dir.path(),
+        &data_dir,
+        &format!(
+            "start_date = 2026-10-26\nanomaly_alert_usd = {min_usd}\nanomaly_webhook_url = {:?}\n",
+            webhook.url
+        ),
+    );
+    let now = "2026-11-13T02:15:00Z";
+
+    // The webhook is down: the run fails, naming only the host, and nothing is marked alerted.
+    webhook.answer(503);
+    let down = output(run_command(&server, &config, now)).await;
+    assert_eq!(down.status.code(), Some(1), "{}", text(&down));
+    assert!(
+        text(&down).contains("webhook at 127.0.0.1") && text(&down).contains("503"),
+        "{}",
+        text(&down)
+    );
+    assert_eq!(webhook.received().len(), 1);
+    assert!(!data_dir.join("state/anomaly_alerts.json").exists());
+
+    // The next run posts the same anomalies and exits 3.
+    webhook.answer(200);
+    let alerted = output(run_command(&server, &config, now)).await;
+    assert_eq!(alerted.status.code(), Some(3), "{}", text(&alerted));
+    let received = webhook.received();
+    assert_eq!(received.len(), 2);
+    assert_eq!(
+        received[0].1, received[1].1,
+        "the retry posts the same alerts"
+    );
+    let (path, body) = &received[1];
+    assert_eq!(path, secret);
+    let anomalies = body["anomalies"].as_array().expect("a list of anomalies");
+    let raised = anomalies
+        .iter()
+        .find(|a| {
+            a["day"] == "2026-11-12"
+                && a["scope"] == "account"
+                && a["account_id"] == raise.account_id
+        })
+        .unwrap_or_else(|| panic!("the raise's account on 2026-11-12 alerted: {body:#}"));
+    let truth = server
+        .organisation()
+        .account_day(&raise.account_id, day("2026-11-12"))
+        .actual
+        .usd();
+    assert_usd(
+        "the alerted actual",
+        raised["actual_usd"].as_f64().unwrap(),
+        truth,
+    );
+    let cause = raised["cause"].as_str().expect("a cause");
+    assert!(
+        cause.contains(&raise.user) && cause.contains(&raise.group_id),
+        "{cause}"
+    );
+    for anomaly in anomalies {
+        assert!(
+            anomaly["delta_usd"].as_f64().unwrap().abs() >= min_usd,
+            "{anomaly}"
+        );
+    }
+    let summary = body["text"].as_str().unwrap();
+    assert!(
+        summary.starts_with(&format!("spotcost: {} new cost anomal", anomalies.len()))
+            && summary.contains(&raise.group_id),
+        "{summary}"
+    );
+    // Each anomaly is logged for cron mail, with its cause.
+    let log = text(&alerted);
+    assert!(
+        log.contains("cost anomaly: 2026-11-12") && log.contains(cause),
+        "{log}"
+    );
+
+    // A re-run finds nothing new: no post, exit 0.
+    let again = output(run_command(&server, &config, now)).await;
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(webhook.received().len(), 2);
+
+    for out in [&down, &alerted, &again] {
+        assert!(!text(out).contains("hook-secret"), "{}", text(out));
+    }
+    for (path, bytes) in snapshot_tree(&data_dir) {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("hook-secret"),
+            "{path} holds the webhook's secret"
+        );
+    }
+}
