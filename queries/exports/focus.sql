@@ -17,30 +17,22 @@ account_names as (
     group by all
 ),
 
--- Resource facts from the snapshots: the latest snapshot on or before the usage day, else the
--- earliest one (costs backfilled before the first snapshot).
-group_snapshots as (
+-- Resource facts from the snapshots (groups, managed instances, clusters): the latest snapshot on
+-- or before the usage day, else the earliest one (costs backfilled before the first snapshot).
+resource_snapshots as (
     select account_id, resource_id, snapshot_day, region, spotcost_json_object(tags) as tags, null::varchar as lifecycle,
     from stg_spot__elastigroups
     union all
     select account_id, resource_id, snapshot_day, region, spotcost_json_object(tags) as tags, lifecycle,
     from stg_spot__managed_instances
-),
-
-first_group_snapshots as (
-    select account_id, resource_id, arg_min(region, snapshot_day) as region, arg_min(tags, snapshot_day) as tags,
-    from group_snapshots
-    group by all
-),
-
-cluster_regions as (
-    select account_id, cluster_id, snapshot_day, region,
+    union all
+    select account_id, cluster_id as resource_id, snapshot_day, region, null::varchar as tags, null::varchar as lifecycle,
     from stg_spot__ocean_clusters
 ),
 
-first_cluster_regions as (
-    select account_id, cluster_id, arg_min(region, snapshot_day) as region,
-    from cluster_regions
+first_resource_snapshots as (
+    select account_id, resource_id, arg_min(region, snapshot_day) as region, arg_min(tags, snapshot_day) as tags,
+    from resource_snapshots
     group by all
 ),
 
@@ -94,11 +86,11 @@ resource_charges as (
         null::double as allocated_ratio,
         costs.product || ' ' || costs.resource_id || ', ' || strftime(costs.day, '%Y-%m-%d') as description,
     from savings_realized as costs
-    asof left join group_snapshots as snapshot
+    asof left join resource_snapshots as snapshot
         on costs.account_id = snapshot.account_id
         and costs.resource_id = snapshot.resource_id
         and costs.day >= snapshot.snapshot_day
-    left join first_group_snapshots as first_snapshot
+    left join first_resource_snapshots as first_snapshot
         on costs.account_id = first_snapshot.account_id and costs.resource_id = first_snapshot.resource_id
     left join resource_lifecycles as lifecycles
         on costs.day = lifecycles.day and costs.account_id = lifecycles.account_id and costs.resource_id = lifecycles.resource_id
@@ -185,12 +177,12 @@ ocean_charges as (
         union all by name
         select * from shared_charges
     ) as charges
-    asof left join cluster_regions as snapshot
+    asof left join resource_snapshots as snapshot
         on charges.account_id = snapshot.account_id
-        and charges.resource_id = snapshot.cluster_id
+        and charges.resource_id = snapshot.resource_id
         and charges.day >= snapshot.snapshot_day
-    left join first_cluster_regions as first_snapshot
-        on charges.account_id = first_snapshot.account_id and charges.resource_id = first_snapshot.cluster_id
+    left join first_resource_snapshots as first_snapshot
+        on charges.account_id = first_snapshot.account_id and charges.resource_id = first_snapshot.resource_id
 ),
 
 charges as (
