@@ -62,39 +62,47 @@ namespace_costs as (
     where day in (select day from input_days)
 ),
 
+baseline_lengths as (
+    -- How many days of each day's kind (Monday to Friday, or weekend) its baseline spans.
+    select input_days.day, count(*) as same_kind_days,
+    from input_days
+    cross join (select unnest(range(1, anomaly_baseline_days + 1)) as days from settings) as days_back
+    where (dayofweek(input_days.day) in (0, 6))
+        = (dayofweek(cast(input_days.day - cast(days_back.days as integer) as date)) in (0, 6))
+    group by all
+),
+
 baselines as (
     -- The median over the same kind of day keeps a quiet weekend from being flagged against busy
-    -- weekdays, and a single past spike from moving the baseline.
+    -- weekdays, and a single past spike from moving the baseline. One window gives both the
+    -- baseline's costs and how many there are (a list and its median are cheaper than the median
+    -- window aggregate over a year of namespaces).
     select
-        costs.*,
-        count(*) over history as history_days,
-        median(costs.cost_usd) over same_kind_history as expected_usd,
+        costs.* exclude (history),
+        len(costs.history) as history_days,
+        list_median(costs.history) as expected_usd,
+        coalesce(lengths.same_kind_days, 0) as baseline_days,
         settings.anomaly_min_relative,
         settings.anomaly_min_usd,
     from (
         select
             *,
-            day - date '1970-01-01' as day_number,
-            dayofweek(day) in (0, 6) as is_weekend,
-            (select anomaly_baseline_days from spotcost_settings) as baseline_days,
-        from (select * from account_costs union all select * from namespace_costs)
-    ) as costs
-    cross join settings
-    window
-        history as (
-            partition by scope, account_id, cluster_id, namespace
-            order by day_number
-            range between baseline_days preceding and 1 preceding
-        ),
-        same_kind_history as (
-            partition by scope, account_id, cluster_id, namespace, is_weekend
-            order by day_number
-            range between baseline_days preceding and 1 preceding
+            list(cost_usd) over (
+                partition by scope, account_id, cluster_id, namespace, dayofweek(day) in (0, 6)
+                order by day_number
+                range between (select anomaly_baseline_days from spotcost_settings) preceding and 1 preceding
+            ) as history,
+        from (
+            select *, day - date '1970-01-01' as day_number,
+            from (select * from account_costs union all select * from namespace_costs)
         )
+    ) as costs
+    left join baseline_lengths as lengths using (day)
+    cross join settings
 ),
 
 anomalies as (
-    -- Only with a cost on every baseline day, and beyond both thresholds.
+    -- Only with a cost on every baseline day of the same kind, and beyond both thresholds.
     select
         day,
         scope,
@@ -108,16 +116,17 @@ anomalies as (
         (cost_usd - expected_usd) / nullif(expected_usd, 0) as delta_relative,
     from baselines
     where day in (select day from wanted_days)
+        and baseline_days > 0
         and history_days = baseline_days
         and abs(cost_usd - expected_usd) > anomaly_min_relative * abs(expected_usd)
         and abs(cost_usd - expected_usd) > anomaly_min_usd
 ),
 
 changes as (
+    -- Each change with the days whose 48 hours before their end it falls in: its own and the next.
     select
         *,
-        -- Without ICU, a timestamp with time zone casts to its UTC time.
-        cast(event_at as timestamp) as event_at_utc,
+        unnest([day, cast(day + 1 as date)]) as anomaly_day,
     from int_audit_changes
 ),
 
@@ -157,8 +166,7 @@ candidates as (
         sign(anomalies.delta_usd) * (after.cost_usd - coalesce(before.cost_usd, 0)) as resource_move_usd,
     from anomalies
     inner join changes
-        on changes.event_at_utc >= cast(anomalies.day + 1 as timestamp) - interval 48 hours
-        and changes.event_at_utc < cast(anomalies.day + 1 as timestamp)
+        on changes.anomaly_day = anomalies.day
         and (
             (anomalies.scope = 'account' and changes.account_id = anomalies.account_id)
             or (anomalies.scope = 'namespace' and changes.resource_id = anomalies.cluster_id)
