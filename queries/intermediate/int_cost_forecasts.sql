@@ -37,9 +37,9 @@ wanted_days as (
 ),
 
 bounds as (
-    -- The days the wanted forecasts read: back to 33 days before the first, where the weekday
-    -- means of its week start.
-    select cast(min(day) - 33 as date) as first_day, max(day) as last_day, from wanted_days
+    -- The days the wanted forecasts read: back to 30 days before the first (the first of its
+    -- month at the latest; its 28-day windows start 27 days before).
+    select cast(min(day) - 30 as date) as first_day, max(day) as last_day, from wanted_days
 ),
 
 account_costs as (
