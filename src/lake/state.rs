@@ -219,7 +219,18 @@ impl RunLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                let _ = file.read_to_string(&mut previous);
+                // The holder writes who it is just after taking the lock: a run started at the
+                // same moment may look in between, so it looks again for a little while.
+                for _ in 0..25 {
+                    previous.clear();
+                    let _ = file
+                        .rewind()
+                        .and_then(|()| file.read_to_string(&mut previous));
+                    if !previous.trim().is_empty() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
                 let holder = previous.trim();
                 return Err(StateError::Locked {
                     path,
