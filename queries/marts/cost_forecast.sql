@@ -29,12 +29,8 @@
 with
 
 forecasts as (
-    -- Each month as of its last day with data.
-    select forecasts.*
-    from int_cost_forecasts as forecasts
-    semi join (
-        select month, scope, max(as_of_day) as as_of_day from int_cost_forecasts group by all
-    ) using (month, scope, as_of_day)
+    select * from int_cost_forecasts
+    where is_latest_as_of
 ),
 
 budgets as (

@@ -26,58 +26,8 @@
 with
 
 forecasts as (
-    -- The checks' days and month ends only.
     select * from int_cost_forecasts
-    where day(as_of_day) in (7, 14, 21, 28) or as_of_day = last_day(month)
-),
-
-complete_months as (
-    -- Months with data on every day, per scope: the forecast as of the last day saw them all.
-    select distinct month, scope from forecasts
-    where as_of_day = last_day(month) and days_observed = days_in_month
-),
-
-checks as (
-    select month, scope, (month + check_day - 1)::date as as_of_day,
-    from complete_months
-    cross join (select unnest([7, 14, 21, 28]) as check_day)
-),
-
-actuals as (
-    -- Each key's month total: its month-to-date as of the month's last day, scored against each
-    -- check of the month.
-    select checks.as_of_day, forecasts.* exclude (as_of_day), forecasts.month_to_date_usd as month_actual_usd,
-    from forecasts
-    inner join checks using (month, scope)
-    where forecasts.as_of_day = last_day(forecasts.month)
-),
-
-checked as (
-    select forecasts.* from forecasts semi join checks using (month, scope, as_of_day)
-),
-
-scored as (
-    -- A key without a forecast (no cost in the days it reads) was forecast at zero; one without
-    -- a month-end row cost nothing in the month.
-    select
-        coalesce(checked.month, actuals.month) as month,
-        coalesce(checked.as_of_day, actuals.as_of_day) as as_of_day,
-        coalesce(checked.scope, actuals.scope) as scope,
-        coalesce(checked.key, actuals.key) as key,
-        coalesce(checked.account_id, actuals.account_id) as account_id,
-        coalesce(checked.cluster_id, actuals.cluster_id) as cluster_id,
-        coalesce(actuals.cluster_name, checked.cluster_name) as cluster_name,
-        coalesce(checked.namespace, actuals.namespace) as namespace,
-        coalesce(actuals.team, checked.team) as team,
-        coalesce(checked.month_to_date_usd, 0) as month_to_date_usd,
-        coalesce(checked.forecast_usd, 0) as forecast_usd,
-        coalesce(actuals.month_actual_usd, 0) as month_actual_usd,
-    from checked
-    full outer join actuals
-        on actuals.as_of_day = checked.as_of_day
-        and actuals.scope = checked.scope
-        and actuals.key = checked.key
-        and actuals.account_id is not distinct from checked.account_id
+    where is_accuracy_check
 ),
 
 final as (
@@ -99,7 +49,7 @@ final as (
         forecast_usd - month_actual_usd as error_usd,
         abs(forecast_usd - month_actual_usd) as absolute_error_usd,
         abs(forecast_usd - month_actual_usd) / nullif(month_actual_usd, 0) as absolute_percentage_error,
-    from scored
+    from forecasts
     where month_actual_usd <> 0 or forecast_usd <> 0
 )
 

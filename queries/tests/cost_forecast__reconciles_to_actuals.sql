@@ -2,7 +2,11 @@
 with
 
 forecasts as (
-    select * from cost_forecast where as_of_day is not null
+    -- The months of the days this build computed (every month in a full build): the others were
+    -- checked when they were built.
+    select * from cost_forecast
+    where as_of_day is not null
+        and month >= (select date_trunc('month', min(day)) from spotcost_changed_days)
 ),
 
 account_actuals as (

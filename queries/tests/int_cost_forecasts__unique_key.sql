@@ -3,7 +3,5 @@ select
     as_of_day, scope, account_id, cluster_id, namespace, case when scope = 'team' then team end as team,
     count(*) as rows_with_key,
 from int_cost_forecasts
--- The forecasts this build made: those as of the changed days and the days after them.
-where as_of_day >= (select min(day) from spotcost_changed_days)
 group by all
 having count(*) > 1 or bool_or(as_of_day is null or scope is null or key is null)

@@ -239,6 +239,10 @@ struct Model {
     /// rows for a day also read the tables' rows of the days before it (a trailing baseline), so a
     /// changed day also changes the rows of the following days, which are recomputed with it.
     following_days: Option<FollowingDays>,
+    /// `-- incremental_unit: month`: the incremental column holds the first day of a month, and a
+    /// build replaces the whole months of the days it computes (for rows, like a month's latest
+    /// forecast, that a later day of the month changes).
+    monthly: bool,
 }
 
 /// How many days after each changed day an incremental table also recomputes.
@@ -337,6 +341,21 @@ fn load_folder(folder: &Path) -> Result<Vec<Model>, ModelError> {
                 message: "`-- incremental_following_days:` needs an `-- incremental:` line".into(),
             });
         }
+        let monthly = match declared_column(&path, &name, &sql, "incremental_unit", "day or month")?
+            .as_deref()
+        {
+            None | Some("day") => false,
+            Some("month") if incremental_by.is_some() => true,
+            Some(unit) => {
+                return Err(ModelError::Sql {
+                    model: name,
+                    path,
+                    message: format!(
+                        "`-- incremental_unit:` must be day or month, with an `-- incremental:` line; got {unit:?}"
+                    ),
+                })
+            }
+        };
         models.push(Model {
             name,
             path,
@@ -344,6 +363,7 @@ fn load_folder(folder: &Path) -> Result<Vec<Model>, ModelError> {
             incremental_by,
             warn_if,
             following_days,
+            monthly,
         });
     }
     models.sort_by(|a, b| a.name.cmp(&b.name));
@@ -1326,10 +1346,15 @@ fn run_incremental_model(
 ) -> Result<(), ModelError> {
     let body = model.sql.trim().trim_end_matches(';');
     let name = &model.name;
+    let computed = if model.monthly {
+        "select distinct cast(date_trunc('month', day) as date) from spotcost_model_days"
+    } else {
+        "select day from spotcost_model_days"
+    };
     let sql = format!(
-        "delete from {name} where {column} in (select day from spotcost_model_days);\n\
+        "delete from {name} where {column} in ({computed});\n\
          insert into {name} by name\n\
-         select * from (\n{body}\n) where {column} in (select day from spotcost_model_days);"
+         select * from (\n{body}\n) where {column} in ({computed});"
     );
     connection.execute_batch(&sql).map_err(|e| ModelError::Sql {
         model: model.name.clone(),
@@ -1524,6 +1549,7 @@ mod tests {
             incremental_by: None,
             warn_if: None,
             following_days: None,
+            monthly: false,
         }
     }
 
@@ -1658,6 +1684,58 @@ mod tests {
         )
         .unwrap();
         matches!(load_folder(folder.path()), Err(ModelError::Sql { message, .. }) if message.contains("needs an `-- incremental:`"))
+    }
+
+    #[test]
+    fn a_monthly_table_replaces_the_whole_months_of_the_days_it_computes() {
+        let folder = tempfile::tempdir().unwrap();
+        let write = |name: &str, sql: &str| {
+            std::fs::write(folder.path().join(format!("{name}.sql")), sql).unwrap();
+        };
+        write(
+            "monthly",
+            "-- Per month. grain: one row per month.\n-- incremental: month\n-- incremental_unit: month\n\
+             select month, 'new' as source from generated_months",
+        );
+        let monthly = load_folder(folder.path()).unwrap().remove(0);
+        assert!(monthly.monthly);
+        let connection = duckdb::Connection::open_in_memory().unwrap();
+        connection
+            .execute_batch(
+                "create temp table spotcost_changed_days as select '2026-10-31'::date as day;
+                 create table generated_months as
+                     select unnest(['2026-09-01'::date, '2026-10-01'::date, '2026-11-01'::date]) as month;
+                 create table monthly as select month, 'old' as source from generated_months;",
+            )
+            .unwrap();
+        model_days(&connection, &monthly).unwrap();
+        run_incremental_model(&connection, &monthly, "month").unwrap();
+        let sources: Vec<(String, String)> = connection
+            .prepare("select strftime(month, '%m'), source from monthly order by month")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                ("09".into(), "old".into()),
+                ("10".into(), "new".into()),
+                ("11".into(), "old".into())
+            ]
+        );
+
+        for unit in ["week", "month\nselect 1 -- without incremental"] {
+            write(
+                "monthly",
+                &format!("-- X. grain: x.\n-- incremental_unit: {unit}\nselect 1"),
+            );
+            assert!(
+                matches!(load_folder(folder.path()), Err(ModelError::Sql { message, .. }) if message.contains("incremental_unit")),
+                "{unit}"
+            );
+        }
     }
 
     #[test]
