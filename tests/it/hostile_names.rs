@@ -899,3 +899,104 @@ fn browse(pages: &[PathBuf], sandbox: &Path, problems: &mut Problems) {
         });
     }
 }
+
+/// The cause of an anomaly is text assembled from the audit log (who changed which resource): in
+/// hostile-names mode the simulator's capacity raise is made by a user whose name is a spreadsheet
+/// formula, on a group of an account whose id holds a path traversal. The cause keeps them as
+/// data in the warehouse, the CSV neutralises them, and the HTML renders only its own markup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_change_stays_data_in_the_anomaly_cause() {
+    let server = simulator(SimConfig {
+        hostile_names: true,
+        today: Some(day("2026-11-14")),
+        ..SimConfig::default()
+    })
+    .await;
+    let organisation = server.organisation().clone();
+    let raise = organisation
+        .capacity_changes(day("2026-11-11"))
+        .into_iter()
+        .next()
+        .expect("a capacity raise on 2026-11-11");
+    assert!(HOSTILE_AUDIT_USERS.contains(&raise.user.as_str()));
+    assert!(raise.user.starts_with('+'), "{}", raise.user);
+    assert!(raise.account_id.contains("/../"), "{}", raise.account_id);
+
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let extracted = pipeline::extract(
+        client(&server.url(), 4),
+        &plan(&data_dir, "2026-10-27", "2026-11-13", &Dataset::ALL),
+    )
+    .await
+    .unwrap();
+    assert!(extracted.is_success());
+    server.shutdown().await;
+    let queries = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
+    models::build(&data_dir, &queries, &ModelSettings::default()).unwrap();
+
+    let warehouse = duckdb::Connection::open_with_flags(
+        models::warehouse_path(&data_dir),
+        duckdb::Config::default()
+            .access_mode(duckdb::AccessMode::ReadOnly)
+            .unwrap(),
+    )
+    .unwrap();
+    let causes = rows(
+        &warehouse,
+        &format!(
+            "select cause, cause_user_name, cause_resource_id from cost_anomalies \
+             where scope = 'account' and day = '2026-11-12' and account_id = '{}'",
+            raise.account_id.replace('\'', "''")
+        ),
+        3,
+    );
+    let cause = format!(
+        "the day before, {} changed Elastigroup {} capacity target to {}, capacity maximum to {}",
+        raise.user, raise.group_id, raise.to_target, raise.to_target
+    );
+    assert_eq!(
+        causes,
+        BTreeSet::from([vec![
+            cause.clone(),
+            raise.user.clone(),
+            raise.group_id.clone()
+        ]])
+    );
+
+    let now = chrono::Utc.with_ymd_and_hms(2026, 11, 14, 6, 0, 0).unwrap();
+    let index = pipeline::publish_reports(
+        &data_dir,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("reports"),
+        now,
+    )
+    .unwrap();
+    let folder = index.parent().unwrap().to_owned();
+    let mut reader = csv::Reader::from_path(folder.join("cost_anomalies.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    let row = records
+        .iter()
+        .find(|record| record[column("cause_user_name")] == neutralised(&raise.user))
+        .unwrap_or_else(|| panic!("no CSV row names {:?}: {records:?}", raise.user));
+    assert_eq!(&row[column("cause")], cause.as_str());
+    for record in &records {
+        for cell in record.iter() {
+            if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+                assert!(
+                    cell.parse::<f64>().is_ok(),
+                    "{cell:?} would run as a formula"
+                );
+            }
+        }
+    }
+    let mut problems = Problems::default();
+    let pages = assert_html_reports(&folder, &mut problems);
+    assert!(pages
+        .iter()
+        .any(|page| page.ends_with("cost_anomalies.html")));
+    let html = std::fs::read_to_string(folder.join("cost_anomalies.html")).unwrap();
+    assert!(html.contains("+SUM(1)@example.com"), "the user is shown");
+    assert!(problems.0.is_empty(), "{:#?}", problems.0);
+}
