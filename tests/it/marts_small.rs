@@ -1574,3 +1574,51 @@ fn cost_anomalies_flag_departures_from_the_baseline_with_their_cause() {
         ]
     );
 }
+
+/// Through the command cron runs: a residual beyond tolerance makes `spotcost model` exit 1 naming
+/// the ledger test; with `reconciliation_on_residual = "warn"` it exits 0 and its summary line
+/// says which test warned.
+#[test]
+fn spotcost_model_exits_1_on_a_residual_or_0_with_the_warning_in_its_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    ledger_lake(&data_dir, 0.0, 0.02, 2.0);
+    let data = data_dir.display().to_string();
+    let model = |config: &str| {
+        let path = dir.path().join("spotcost.toml");
+        std::fs::write(&path, config).unwrap();
+        crate::support::spotcost(
+            &[
+                "model",
+                "--data-dir",
+                &data,
+                "--config",
+                &path.display().to_string(),
+            ],
+            &[],
+        )
+        .output()
+        .expect("spotcost runs")
+    };
+    let failed = model("");
+    let failed_text = crate::support::text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{failed_text}");
+    assert!(
+        failed_text.contains("reconciliation__within_tolerance")
+            && failed_text.contains("level=resources_to_account"),
+        "{failed_text}"
+    );
+
+    let warned = model("reconciliation_on_residual = \"warn\"\n");
+    let warned_text = crate::support::text(&warned);
+    assert_eq!(warned.status.code(), Some(0), "{warned_text}");
+    let summary = String::from_utf8_lossy(&warned.stdout);
+    assert!(
+        summary.contains("1 warned (reconciliation__within_tolerance)"),
+        "{summary}"
+    );
+    assert!(
+        warned_text.contains("WARN") && warned_text.contains("level=resources_to_account"),
+        "{warned_text}"
+    );
+}
