@@ -29,9 +29,12 @@ const BIDI_CONTROLS: &[char] = &[
     '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
 ];
 
+/// The first characters that make a spreadsheet run a cell as a formula.
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
 /// What a spreadsheet would run as a formula, and what the CSV must therefore prefix with `'`.
 fn neutralised(text: &str) -> String {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    if text.starts_with(FORMULA_STARTS) {
         format!("'{text}")
     } else {
         text.to_owned()
@@ -516,13 +519,7 @@ async fn hostile_names_and_ids_stay_data_from_the_api_to_the_reports() {
         );
     }
     {
-        let warehouse = duckdb::Connection::open_with_flags(
-            models::warehouse_path(&data_dir),
-            duckdb::Config::default()
-                .access_mode(duckdb::AccessMode::ReadOnly)
-                .unwrap(),
-        )
-        .unwrap();
+        let warehouse = read_only_warehouse(&data_dir);
         problems.same(
             "chargeback_account accounts",
             &rows(
@@ -623,14 +620,10 @@ async fn hostile_names_and_ids_stay_data_from_the_api_to_the_reports() {
     }
 
     // The reports.
-    let now = chrono::Utc.with_ymd_and_hms(2026, 11, 4, 6, 0, 0).unwrap();
-    let index = pipeline::publish_reports(
+    let folder = publish(
         &data_dir,
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("reports"),
-        now,
-    )
-    .unwrap();
-    let folder = index.parent().unwrap().to_owned();
+        chrono::Utc.with_ymd_and_hms(2026, 11, 4, 6, 0, 0).unwrap(),
+    );
     assert_eq!(folder, data_dir.join("reports").join(SNAPSHOT_DAY));
     assert_csv_reports(&folder, &organisation, &expected, &mut problems);
     let pages = assert_html_reports(&folder, &mut problems);
@@ -647,6 +640,38 @@ async fn hostile_names_and_ids_stay_data_from_the_api_to_the_reports() {
     }
     assert_layout(&data_dir, &organisation, &days);
     assert!(problems.0.is_empty(), "{:#?}", problems.0);
+}
+
+fn read_only_warehouse(data_dir: &Path) -> duckdb::Connection {
+    duckdb::Connection::open_with_flags(
+        models::warehouse_path(data_dir),
+        duckdb::Config::default()
+            .access_mode(duckdb::AccessMode::ReadOnly)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// Writes the shipped reports as of `now`; returns their folder.
+fn publish(data_dir: &Path, now: chrono::DateTime<chrono::Utc>) -> PathBuf {
+    let index = pipeline::publish_reports(
+        data_dir,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("reports"),
+        now,
+    )
+    .unwrap();
+    index.parent().unwrap().to_owned()
+}
+
+/// No cell of a CSV row is one a spreadsheet would run as a formula (numbers aside).
+fn check_no_formula(path: &Path, record: &csv::StringRecord, problems: &mut Problems) {
+    for cell in record.iter() {
+        if cell.starts_with(FORMULA_STARTS) {
+            problems.check(cell.parse::<f64>().is_ok(), || {
+                format!("{path:?}: the cell {cell:?} would run as a formula")
+            });
+        }
+    }
 }
 
 /// Every CSV: no cell a spreadsheet would run (numbers aside), every hostile string otherwise
@@ -671,14 +696,8 @@ fn assert_csv_reports(
         for record in reader.records() {
             let record = record.unwrap_or_else(|e| panic!("{path:?}: {e}"));
             assert_eq!(record.len(), width, "{path:?}: a row changed shape");
-            for cell in record.iter() {
-                if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-                    problems.check(cell.parse::<f64>().is_ok(), || {
-                        format!("{path:?}: the cell {cell:?} would run as a formula")
-                    });
-                }
-                cells.insert(cell.to_owned());
-            }
+            check_no_formula(&path, &record, problems);
+            cells.extend(record.iter().map(str::to_owned));
         }
         let name = path.file_stem().unwrap().to_str().unwrap();
         let must_hold: Vec<String> = match name {
@@ -935,13 +954,7 @@ async fn a_hostile_change_stays_data_in_the_anomaly_cause() {
     let queries = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
     models::build(&data_dir, &queries, &ModelSettings::default()).unwrap();
 
-    let warehouse = duckdb::Connection::open_with_flags(
-        models::warehouse_path(&data_dir),
-        duckdb::Config::default()
-            .access_mode(duckdb::AccessMode::ReadOnly)
-            .unwrap(),
-    )
-    .unwrap();
+    let warehouse = read_only_warehouse(&data_dir);
     let causes = rows(
         &warehouse,
         &format!(
@@ -964,14 +977,10 @@ async fn a_hostile_change_stays_data_in_the_anomaly_cause() {
         ]])
     );
 
-    let now = chrono::Utc.with_ymd_and_hms(2026, 11, 14, 6, 0, 0).unwrap();
-    let index = pipeline::publish_reports(
+    let folder = publish(
         &data_dir,
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("reports"),
-        now,
-    )
-    .unwrap();
-    let folder = index.parent().unwrap().to_owned();
+        chrono::Utc.with_ymd_and_hms(2026, 11, 14, 6, 0, 0).unwrap(),
+    );
     let mut reader = csv::Reader::from_path(folder.join("cost_anomalies.csv")).unwrap();
     let headers = reader.headers().unwrap().clone();
     let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
@@ -981,17 +990,10 @@ async fn a_hostile_change_stays_data_in_the_anomaly_cause() {
         .find(|record| record[column("cause_user_name")] == neutralised(&raise.user))
         .unwrap_or_else(|| panic!("no CSV row names {:?}: {records:?}", raise.user));
     assert_eq!(&row[column("cause")], cause.as_str());
-    for record in &records {
-        for cell in record.iter() {
-            if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-                assert!(
-                    cell.parse::<f64>().is_ok(),
-                    "{cell:?} would run as a formula"
-                );
-            }
-        }
-    }
     let mut problems = Problems::default();
+    for record in &records {
+        check_no_formula(&folder.join("cost_anomalies.csv"), record, &mut problems);
+    }
     let pages = assert_html_reports(&folder, &mut problems);
     assert!(pages
         .iter()
