@@ -77,21 +77,14 @@ resource_charges as (
         'Virtual Machines' as service_subcategory,
         costs.actual_cost_usd as cost_usd,
         costs.on_demand_cost_usd as list_cost_usd,
-        coalesce(snapshot.region, first_snapshot.region) as region,
-        coalesce(snapshot.tags, first_snapshot.tags, '{}') as tags,
-        coalesce(lifecycles.lifecycle, lower(snapshot.lifecycle)) as lifecycle,
+        null::map(varchar, varchar) as labels,
+        lifecycles.lifecycle as export_lifecycle,
         null::varchar as namespace,
         null::varchar as workload,
         null::varchar as allocation,
         null::double as allocated_ratio,
         costs.product || ' ' || costs.resource_id || ', ' || strftime(costs.day, '%Y-%m-%d') as description,
     from savings_realized as costs
-    asof left join resource_snapshots as snapshot
-        on costs.account_id = snapshot.account_id
-        and costs.resource_id = snapshot.resource_id
-        and costs.day >= snapshot.snapshot_day
-    left join first_resource_snapshots as first_snapshot
-        on costs.account_id = first_snapshot.account_id and costs.resource_id = first_snapshot.resource_id
     left join resource_lifecycles as lifecycles
         on costs.day = lifecycles.day and costs.account_id = lifecycles.account_id and costs.resource_id = lifecycles.resource_id
     where costs.product <> 'Ocean'
@@ -166,13 +159,20 @@ shared_charges as (
         and namespaces.day between getvariable('spotcost_export_from') and getvariable('spotcost_export_to')
 ),
 
-ocean_charges as (
+charges as (
+    -- Region, tags and lifecycle from the resource's snapshots: Ocean rows are tagged with their
+    -- namespace's labels, the others with their group's or instance's tags.
     select
-        charges.* exclude (labels),
+        charges.* exclude (labels, export_lifecycle),
         coalesce(snapshot.region, first_snapshot.region) as region,
-        spotcost_json_object(charges.labels) as tags,
-        null::varchar as lifecycle,
+        case
+            when charges.product = 'Ocean' then spotcost_json_object(charges.labels)
+            else coalesce(snapshot.tags, first_snapshot.tags, '{}')
+        end as tags,
+        coalesce(charges.export_lifecycle, lower(snapshot.lifecycle)) as lifecycle,
     from (
+        select * from resource_charges
+        union all by name
         select * from workload_charges
         union all by name
         select * from shared_charges
@@ -183,12 +183,6 @@ ocean_charges as (
         and charges.day >= snapshot.snapshot_day
     left join first_resource_snapshots as first_snapshot
         on charges.account_id = first_snapshot.account_id and charges.resource_id = first_snapshot.resource_id
-),
-
-charges as (
-    select * from resource_charges
-    union all by name
-    select * from ocean_charges
 )
 
 select
