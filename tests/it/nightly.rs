@@ -293,16 +293,16 @@ fn parquet_files(data_dir: &Path) -> usize {
     if !lake.exists() {
         return 0;
     }
-    snapshot_tree(&lake)
+    // The run is still writing: only the names are read.
+    files_under(&lake)
         .iter()
-        .filter(|(path, _)| path.ends_with(".parquet"))
+        .filter(|path| path.ends_with(".parquet"))
         .count()
 }
 
 fn hidden_temporary_files(data_dir: &Path) -> Vec<String> {
-    snapshot_tree(data_dir)
+    files_under(data_dir)
         .into_iter()
-        .map(|(path, _)| path)
         .filter(|path| path.contains(".tmp-"))
         .collect()
 }

@@ -81,23 +81,46 @@ pub fn count(connection: &duckdb::Connection, sql: &str) -> i64 {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-/// Every file under `dir` with its bytes, in path order: two equal listings are the same lake.
-pub fn snapshot_tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+/// The paths of the files under `dir`, relative to it, in order. A spotcost process may be
+/// writing there meanwhile: a file or folder (other than `dir`) renamed or removed during the walk
+/// is left out.
+pub fn files_under(dir: &Path) -> Vec<String> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(folder) = stack.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let relative = path.strip_prefix(dir).unwrap().display().to_string();
-                files.push((relative, std::fs::read(&path).unwrap()));
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(error) if folder == dir => panic!("{}: {error}", dir.display()),
+            Err(_) => continue,
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            // Symbolic links are followed (the reports' `latest` is one), as `Path::is_dir` does.
+            match std::fs::metadata(&path) {
+                Ok(kind) if kind.is_dir() => stack.push(path),
+                Ok(_) => files.push(path.strip_prefix(dir).unwrap().display().to_string()),
+                // A dangling link is listed, so that reading it fails loudly.
+                Err(_) if entry.file_type().is_ok_and(|kind| kind.is_symlink()) => {
+                    files.push(path.strip_prefix(dir).unwrap().display().to_string())
+                }
+                Err(_) => {}
             }
         }
     }
     files.sort();
     files
+}
+
+/// Every file under `dir` with its bytes, in path order: two equal listings are the same lake.
+pub fn snapshot_tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    files_under(dir)
+        .into_iter()
+        .map(|relative| {
+            let bytes = std::fs::read(dir.join(&relative))
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.join(&relative).display()));
+            (relative, bytes)
+        })
+        .collect()
 }
 
 /// Money agrees to the cent (and, row by row, far tighter).
