@@ -54,24 +54,13 @@ read_days as (
 ),
 
 chargeback as (
-    select * from chargeback_namespace
+    select day, account_id, cluster_id, cluster_name, namespace, team, total_cost_usd, from chargeback_namespace
     where day in (select day from read_days)
 ),
 
 account_costs as (
     select day, account_id, actual_cost_usd as cost_usd from int_account_cost_days
     where day in (select day from read_days)
-),
-
-namespace_costs as (
-    select
-        day,
-        account_id,
-        cluster_id,
-        namespace,
-        sum(total_cost_usd) as cost_usd,
-    from chargeback
-    group by all
 ),
 
 budgeted_teams as (
@@ -96,84 +85,47 @@ source_days as (
 ),
 
 keys as (
-    -- Every account with costs or a budget, every namespace, every team a budget names.
-    select
-        'account' as source,
-        'account' as scope,
-        account_id,
-        null::varchar as cluster_id,
-        null::varchar as cluster_name,
-        null::varchar as namespace,
-        null::varchar as team,
-        null::date as first_day,
-        null::date as last_day,
+    -- Every account with costs or a budget, every namespace, every team a budget names, numbered.
+    select row_number() over () as key_id, *,
     from (
-        select account_id from account_costs
-        union
-        select name from spotcost_budgets where scope = 'account'
+        select
+            'account' as source,
+            'account' as scope,
+            account_id,
+            null::varchar as cluster_id,
+            null::varchar as namespace,
+            null::varchar as team,
+            null::date as first_day,
+            null::date as last_day,
+        from (
+            select account_id from account_costs
+            union
+            select name from spotcost_budgets where scope = 'account'
+        )
+        union all
+        select
+            'namespace' as source,
+            'namespace' as scope,
+            account_id,
+            cluster_id,
+            namespace,
+            null::varchar as team,
+            min(day) as first_day,
+            max(day) as last_day,
+        from chargeback
+        group by account_id, cluster_id, namespace
+        union all
+        select
+            'namespace' as source,
+            'team' as scope,
+            null::varchar as account_id,
+            null::varchar as cluster_id,
+            null::varchar as namespace,
+            team,
+            null::date as first_day,
+            null::date as last_day,
+        from budgeted_teams
     )
-    union all
-    select
-        'namespace' as source,
-        'namespace' as scope,
-        account_id,
-        cluster_id,
-        null::varchar as cluster_name,
-        namespace,
-        null::varchar as team,
-        min(day) as first_day,
-        max(day) as last_day,
-    from chargeback
-    group by account_id, cluster_id, namespace
-    union all
-    select
-        'namespace' as source,
-        'team' as scope,
-        null::varchar as account_id,
-        null::varchar as cluster_id,
-        null::varchar as cluster_name,
-        null::varchar as namespace,
-        team,
-        null::date as first_day,
-        null::date as last_day,
-    from budgeted_teams
-),
-
-daily as (
-    -- Each key's cost on every day its source holds; zero where it has none. A namespace's days
-    -- stop 60 days before its first cost and after its last: no forecast reads a span longer than
-    -- from 27 days before an as-of day to the end of its month (at most 58 days), so a namespace
-    -- long gone adds no rows, and every forecast window that touches one of its costs is whole.
-    select
-        keys.source,
-        keys.scope,
-        keys.account_id,
-        keys.cluster_id,
-        keys.cluster_name,
-        keys.namespace,
-        keys.team,
-        source_days.day,
-        -- Exact decimals from here on, so that sums do not depend on the order DuckDB's threads add
-        -- them in: the same lake gives the same forecasts to the last digit.
-        coalesce(account_costs.cost_usd, namespace_costs.cost_usd, team_costs.cost_usd, 0)::decimal(38, 12) as cost_usd,
-    from keys
-    inner join source_days
-        on source_days.source = keys.source
-        and (keys.first_day is null or source_days.day between keys.first_day - 60 and keys.last_day + 60)
-    left join account_costs
-        on keys.scope = 'account'
-        and account_costs.day = source_days.day
-        and account_costs.account_id = keys.account_id
-    left join namespace_costs
-        on keys.scope = 'namespace'
-        and namespace_costs.day = source_days.day
-        and namespace_costs.account_id is not distinct from keys.account_id
-        and namespace_costs.cluster_id is not distinct from keys.cluster_id
-        and namespace_costs.namespace is not distinct from keys.namespace
-    left join team_costs
-        on keys.scope = 'team'
-        and team_costs.day = source_days.day
-        and team_costs.team = keys.team
 ),
 
 months as (
@@ -219,80 +171,173 @@ as_of_days as (
     inner join months using (source, month)
 ),
 
+key_costs as (
+    -- Each key's cost per day, by key number (chargeback_namespace has one row per day × account ×
+    -- cluster × namespace already).
+    select keys.key_id, account_costs.day, account_costs.cost_usd,
+    from account_costs
+    inner join keys on keys.scope = 'account' and keys.account_id = account_costs.account_id
+    union all
+    select keys.key_id, chargeback.day, chargeback.total_cost_usd as cost_usd,
+    from chargeback
+    inner join keys
+        on keys.scope = 'namespace'
+        and keys.account_id is not distinct from chargeback.account_id
+        and keys.cluster_id is not distinct from chargeback.cluster_id
+        and keys.namespace is not distinct from chargeback.namespace
+    union all
+    select keys.key_id, team_costs.day, team_costs.cost_usd,
+    from team_costs
+    inner join keys on keys.scope = 'team' and keys.team = team_costs.team
+),
+
 window_days as (
-    -- The days each forecast reads: the 28 days ending on the as-of day, the month to date, and
-    -- (for the month's actual total) the rest of the month.
-    select
-        source,
-        month,
-        as_of_day,
-        unnest(generate_series(least(as_of_day - 27, month), last_day(month), interval 1 day))::date as day,
+    -- The days the forecasts read by day: the 28 calendar days ending on each as-of day.
+    select distinct as_of_days.source, (as_of_days.as_of_day - days_back.days::integer)::date as day,
     from as_of_days
+    cross join range(0, 28) as days_back(days)
 ),
 
-remaining_weekdays as (
-    -- Calendar days of the month after each as-of day, per weekday (1 Monday … 7 Sunday).
+daily as (
+    -- Each key's window days, so that the row n rows before an as-of day (n < 28) is the day n days
+    -- before it: `held` (1) where its source holds the day, and its cost (zero where it has none).
+    -- A namespace's days stop 60 days before its first cost and after its last: no forecast reads a
+    -- span longer than from 27 days before an as-of day to the end of its month (at most 58 days),
+    -- so a namespace long gone adds no rows, and every span read for one of its forecasts is whole.
     select
-        as_of_day,
-        isodow(day) as weekday,
-        count(*) as remaining_days,
-    from (
-        select
-            as_of_day,
-            unnest(generate_series(as_of_day + 1, last_day(as_of_day), interval 1 day))::date as day,
-        from (select distinct as_of_day from as_of_days)
-    )
-    group by all
+        keys.key_id,
+        keys.source,
+        window_days.day,
+        (source_days.day is not null)::integer as held,
+        -- Exact decimals from here on, so that sums do not depend on the order DuckDB's threads add
+        -- them in: the same lake gives the same forecasts to the last digit.
+        coalesce(key_costs.cost_usd, 0)::decimal(38, 12) as cost_usd,
+    from keys
+    inner join window_days
+        on window_days.source = keys.source
+        and (keys.first_day is null or window_days.day between keys.first_day - 60 and keys.last_day + 60)
+    left join source_days
+        on source_days.source = window_days.source
+        and source_days.day = window_days.day
+    left join key_costs
+        on key_costs.key_id = keys.key_id
+        and key_costs.day = window_days.day
 ),
 
-by_weekday as (
+day_sums as (
+    -- Per key and day: the cost and days held over the 7 days ending on it, the days with cost
+    -- over the 28 ending on it, and the cost and days held on its weekday over those 28 (the day
+    -- and the days 7, 14 and 21 before it).
     select
-        window_days.as_of_day,
-        window_days.month,
-        daily.scope,
-        daily.account_id,
-        daily.cluster_id,
-        daily.cluster_name,
-        daily.namespace,
-        daily.team,
-        isodow(daily.day) as weekday,
-        (avg(daily.cost_usd) filter (where daily.day > window_days.as_of_day - 28 and daily.day <= window_days.as_of_day))::decimal(38, 12) as weekday_mean_usd,
-        sum(daily.cost_usd) filter (where daily.day > window_days.as_of_day - 7 and daily.day <= window_days.as_of_day) as last_7_cost_usd,
-        count(*) filter (where daily.day > window_days.as_of_day - 7 and daily.day <= window_days.as_of_day) as last_7_days,
-        sum(daily.cost_usd) filter (where daily.day >= window_days.month and daily.day <= window_days.as_of_day) as month_to_date_usd,
-        count(*) filter (where daily.day >= window_days.month and daily.day <= window_days.as_of_day) as days_observed,
-        sum(daily.cost_usd) filter (where daily.day >= window_days.month) as month_actual_usd,
-        bool_or(daily.cost_usd <> 0) as has_cost,
-    from window_days
-    inner join daily
-        on daily.source = window_days.source
-        and daily.day = window_days.day
+        key_id,
+        source,
+        day,
+        sum(cost_usd) over last_7 as last_7_cost_usd,
+        sum(held) over last_7 as last_7_days,
+        sum((cost_usd <> 0)::integer) over last_28 as last_28_days_with_cost,
+        cost_usd
+            + coalesce(lag(cost_usd, 7) over by_day, 0)
+            + coalesce(lag(cost_usd, 14) over by_day, 0)
+            + coalesce(lag(cost_usd, 21) over by_day, 0) as weekday_cost_usd,
+        held
+            + coalesce(lag(held, 7) over by_day, 0)
+            + coalesce(lag(held, 14) over by_day, 0)
+            + coalesce(lag(held, 21) over by_day, 0) as weekday_days_held,
+    from daily
+    window
+        by_day as (partition by key_id order by day),
+        last_7 as (partition by key_id order by day rows between 6 preceding and current row),
+        last_28 as (partition by key_id order by day rows between 27 preceding and current row)
+),
+
+as_of_sums as (
+    -- Per key and day D, the rest of what a forecast as of D reads, from the rows of the days
+    -- before D: the month to date on the 7th, 14th, 21st and 28th (the 7-day sums of the month's
+    -- weeks so far), and the cost and days held of each weekday over the 28 days ending on D (those
+    -- of D and of the 6 days before it).
+    select
+        key_id,
+        source,
+        day,
+        last_7_cost_usd,
+        last_7_days,
+        last_28_days_with_cost,
+        case when day(day) % 7 = 0 then
+            last_7_cost_usd
+            + case when day(day) >= 14 then lag(last_7_cost_usd, 7) over by_day else 0 end
+            + case when day(day) >= 21 then lag(last_7_cost_usd, 14) over by_day else 0 end
+            + case when day(day) >= 28 then lag(last_7_cost_usd, 21) over by_day else 0 end
+        end as weeks_to_date_usd,
+        case when day(day) % 7 = 0 then
+            last_7_days
+            + case when day(day) >= 14 then lag(last_7_days, 7) over by_day else 0 end
+            + case when day(day) >= 21 then lag(last_7_days, 14) over by_day else 0 end
+            + case when day(day) >= 28 then lag(last_7_days, 21) over by_day else 0 end
+        end as weeks_to_date_days,
+        [
+            [weekday_cost_usd, weekday_days_held],
+            [lag(weekday_cost_usd, 1) over by_day, lag(weekday_days_held, 1) over by_day],
+            [lag(weekday_cost_usd, 2) over by_day, lag(weekday_days_held, 2) over by_day],
+            [lag(weekday_cost_usd, 3) over by_day, lag(weekday_days_held, 3) over by_day],
+            [lag(weekday_cost_usd, 4) over by_day, lag(weekday_days_held, 4) over by_day],
+            [lag(weekday_cost_usd, 5) over by_day, lag(weekday_days_held, 5) over by_day],
+            [lag(weekday_cost_usd, 6) over by_day, lag(weekday_days_held, 6) over by_day],
+        ] as weekday_sums,
+    from day_sums
+    window by_day as (partition by key_id order by day)
+),
+
+month_totals as (
+    -- Each key's actual cost per month, and whether it has any.
+    select
+        key_id,
+        date_trunc('month', day)::date as month,
+        sum(cost_usd::decimal(38, 12)) as month_actual_usd,
+        bool_or(cost_usd <> 0) as has_cost,
+    from key_costs
     group by all
 ),
 
 per_key as (
+    -- Each key's forecast inputs on each as-of day. On the month's last day with data, the month to
+    -- date is the month so far.
     select
-        by_weekday.as_of_day,
-        by_weekday.month,
-        by_weekday.scope,
-        by_weekday.account_id,
-        by_weekday.cluster_id,
-        by_weekday.cluster_name,
-        by_weekday.namespace,
-        by_weekday.team,
-        coalesce(sum(by_weekday.month_to_date_usd), 0) as month_to_date_usd,
-        sum(by_weekday.days_observed)::integer as days_observed,
-        coalesce(sum(by_weekday.last_7_cost_usd) / nullif(sum(by_weekday.last_7_days), 0), 0) as run_rate_usd,
-        -- The mean of the weekday means, and the remaining days of the weekdays that have one.
-        avg(by_weekday.weekday_mean_usd) as weekday_level_usd,
-        coalesce(sum(remaining_weekdays.remaining_days * by_weekday.weekday_mean_usd), 0) as remaining_weekday_cost_usd,
-        coalesce(sum(remaining_weekdays.remaining_days) filter (where by_weekday.weekday_mean_usd is not null), 0) as remaining_days_with_factor,
-        coalesce(sum(by_weekday.month_actual_usd), 0) as month_actual_usd,
-    from by_weekday
-    left join remaining_weekdays using (as_of_day, weekday)
-    group by all
+        as_of_days.as_of_day,
+        as_of_days.month,
+        as_of_days.is_latest_as_of,
+        as_of_days.is_accuracy_check,
+        keys.scope,
+        keys.account_id,
+        keys.cluster_id,
+        keys.namespace,
+        keys.team,
+        case
+            when as_of_days.is_latest_as_of then coalesce(month_totals.month_actual_usd, 0)
+            else sums.weeks_to_date_usd
+        end as month_to_date_usd,
+        case
+            when as_of_days.is_latest_as_of then months.days_seen
+            else sums.weeks_to_date_days
+        end::integer as days_observed,
+        coalesce(sums.last_7_cost_usd / nullif(sums.last_7_days, 0), 0) as run_rate_usd,
+        coalesce(month_totals.month_actual_usd, 0) as month_actual_usd,
+        -- Each weekday's mean (null where none of its days is held), for the weekdays of D, D - 1, …, D - 6.
+        list_transform(sums.weekday_sums, lambda s: (s[1] / nullif(s[2], 0))::decimal(38, 12)) as weekday_means_usd,
+        -- The calendar days of the month after D on those weekdays: D + 7 - j, D + 14 - j, … for D - j.
+        list_transform(range(7), lambda j: (last_day(as_of_days.month) - as_of_days.as_of_day + j) // 7) as remaining_by_weekday,
+    from as_of_sums as sums
+    inner join as_of_days
+        on as_of_days.source = sums.source
+        and as_of_days.as_of_day = sums.day
+    inner join months
+        on months.source = as_of_days.source
+        and months.month = as_of_days.month
+    inner join keys using (key_id)
+    left join month_totals
+        on month_totals.key_id = sums.key_id
+        and month_totals.month = as_of_days.month
     -- A namespace without cost in the days a forecast reads has no row (it is forecast at zero).
-    having by_weekday.scope <> 'namespace' or bool_or(by_weekday.has_cost)
+    where keys.scope <> 'namespace' or sums.last_28_days_with_cost > 0 or month_totals.has_cost
 ),
 
 weighted as (
@@ -300,6 +345,10 @@ weighted as (
         *,
         day(last_day(month))::integer as days_in_month,
         (last_day(month) - as_of_day)::integer as remaining_days,
+        -- The mean of the weekday means, and the remaining days of the weekdays that have one.
+        list_avg(weekday_means_usd) as weekday_level_usd,
+        coalesce(list_sum(list_transform(list_zip(weekday_means_usd, remaining_by_weekday), lambda p: p[1] * p[2])), 0) as remaining_weekday_cost_usd,
+        coalesce(list_sum(list_transform(list_zip(weekday_means_usd, remaining_by_weekday), lambda p: case when p[1] is not null then p[2] end)), 0) as remaining_days_with_factor,
     from per_key
 ),
 
@@ -318,8 +367,8 @@ final as (
         coalesce(names.cluster_name, earlier.cluster_name) as cluster_name,
         weighted.namespace,
         case when weighted.scope = 'namespace' then coalesce(names.team, earlier.team) else weighted.team end as team,
-        as_of_days.is_latest_as_of,
-        as_of_days.is_accuracy_check,
+        weighted.is_latest_as_of,
+        weighted.is_accuracy_check,
         weighted.days_in_month,
         weighted.days_observed,
         weighted.month_to_date_usd,
@@ -345,9 +394,6 @@ final as (
         and earlier.account_id = weighted.account_id
         and earlier.cluster_id = weighted.cluster_id
         and earlier.namespace = weighted.namespace
-    inner join as_of_days
-        on as_of_days.as_of_day = weighted.as_of_day
-        and as_of_days.source = case when weighted.scope = 'account' then 'account' else 'namespace' end
 )
 
 select

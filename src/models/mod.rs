@@ -1295,7 +1295,12 @@ fn build_into(
             Some(failure) => failures.push(failure),
         }
     }
+    let checkpointing = std::time::Instant::now();
     duck("checkpointing", connection.execute_batch("checkpoint"))?;
+    tracing::debug!(
+        elapsed_ms = checkpointing.elapsed().as_millis() as u64,
+        "warehouse checkpointed"
+    );
     drop(connection);
     if failures.is_empty() {
         Ok(report)
