@@ -1,10 +1,14 @@
 -- The month-end forecast's error measured on past months: each complete month forecast as of its 7th, 14th, 21st and 28th with only the data up to that day, against the month's actual total. grain: one row per month × as-of day × scope × key.
+-- incremental: month
+-- incremental_unit: month
+-- incremental_following_days: 27
 -- The forecast is cost_forecast's (from int_cost_forecasts): month-to-date actual plus, for each
 -- remaining calendar day, the trailing-7-day mean daily cost scaled by that day's weekday factor from
 -- the trailing 28 days. Only months with data on every day are scored. Keys that cost nothing in the
--- month and were forecast at zero are left out. share_of_mape sums, over the rows of one scope and
--- as-of day of the month, to their mean absolute percentage error, so a chart of it by
--- forecast_made shows the error by how early in the month the forecast was made.
+-- month and were forecast at zero are left out. The mean of absolute_percentage_error over the rows
+-- of one forecast_made is the error (MAPE) by how early in the month the forecast was made, as the
+-- report charts it. A month's rows come from int_cost_forecasts' rows of that month alone, so the
+-- table is replaced a month at a time: the months int_cost_forecasts recomputes.
 -- column month: First day of the calendar month scored.
 -- column as_of_day: The last day of data the forecast used.
 -- column as_of_day_of_month: as_of_day's day of the month: 7, 14, 21 or 28.
@@ -22,12 +26,12 @@
 -- column error_usd: forecast_usd minus actual_usd: above zero, the forecast was too high, USD.
 -- column absolute_error_usd: The size of error_usd, USD.
 -- column absolute_percentage_error: absolute_error_usd as a fraction of actual_usd; null when the actual is zero.
--- column share_of_mape: absolute_percentage_error divided by the number of forecasts with the same forecast_made and a non-zero actual, over every month scored: summed over those forecasts, the mean absolute percentage error (MAPE) of the forecasts made on that day of the month. Null when the actual is zero.
 with
 
 forecasts as (
     select * from int_cost_forecasts
     where is_accuracy_check
+        and month in (select distinct date_trunc('month', day)::date from spotcost_model_days)
 ),
 
 final as (
@@ -53,7 +57,4 @@ final as (
     where month_actual_usd <> 0 or forecast_usd <> 0
 )
 
-select
-    *,
-    absolute_percentage_error / count(absolute_percentage_error) over (partition by forecast_made) as share_of_mape,
-from final
+select * from final

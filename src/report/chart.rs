@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 
 use chrono::{Datelike, NaiveDate};
 
-use super::definition::{ChartKind, ChartSpec, ColumnFormat, ReportDefinition, MAX_SERIES};
+use super::definition::{
+    ChartAggregate, ChartKind, ChartSpec, ColumnFormat, ReportDefinition, MAX_SERIES,
+};
 use super::html::escape_html;
 use super::table::{format_number, format_usd, format_value, Cell, ReportTable};
 use super::ReportError;
@@ -116,9 +118,13 @@ fn label_of(definition: &ReportDefinition, column_name: &str) -> String {
 }
 
 fn chart_title(definition: &ReportDefinition, chart: &ChartSpec) -> String {
+    let y_label = label_of(definition, &chart.y);
     let mut title = format!(
         "{} by {}",
-        label_of(definition, &chart.y),
+        match chart.aggregate {
+            ChartAggregate::Sum => y_label,
+            ChartAggregate::Mean => format!("Mean {}", y_label.to_lowercase()),
+        },
         label_of(definition, &chart.x).to_lowercase()
     );
     if let Some(series_column) = &chart.series {
@@ -146,12 +152,18 @@ fn aggregate(
     });
     let single_series_name = label_of(definition, &chart.y);
 
-    // Sum y per category and series.
+    let y_index = ReportTable::column_index(definition, &chart.y).expect("checked at load");
+
+    // Sum y per category and series, and count the rows with a value (for a mean).
     let mut sums: BTreeMap<CategoryKey, HashMap<String, f64>> = BTreeMap::new();
+    let mut counts: HashMap<CategoryKey, usize> = HashMap::new();
     let mut series_magnitudes: HashMap<String, f64> = HashMap::new();
     for (row, y_value) in y_values.iter().enumerate() {
-        let y_value = if y_value.is_finite() { *y_value } else { 0.0 };
+        let has_value =
+            y_value.is_finite() && !matches!(report_table.columns[y_index][row], Cell::Null);
+        let y_value = if has_value { *y_value } else { 0.0 };
         let category_key = CategoryKey::from_cell(&report_table.columns[x_index][row]);
+        *counts.entry(category_key.clone()).or_default() += usize::from(has_value);
         let series_name = match series_index {
             Some(series_index) => match &report_table.columns[series_index][row] {
                 Cell::Null => "(none)".to_owned(),
@@ -242,11 +254,21 @@ fn aggregate(
             }
         }
         ChartKind::Bars => {
-            let mut ranked_categories: Vec<(&CategoryKey, f64, Vec<f64>)> = sums
+            // A bar's sums and how many rows they add up; what it draws is one or the other's mean.
+            let bar = |sums: Vec<f64>, count: usize| match chart.aggregate {
+                ChartAggregate::Sum => sums,
+                ChartAggregate::Mean => sums
+                    .into_iter()
+                    .map(|sum| if count == 0 { 0.0 } else { sum / count as f64 })
+                    .collect(),
+            };
+            let mut ranked_categories: Vec<(&CategoryKey, f64, Vec<f64>, usize)> = sums
                 .iter()
                 .map(|(category_key, series_sums)| {
                     let row = series_row(series_sums);
-                    (category_key, row.iter().sum::<f64>(), row)
+                    let count = counts.get(category_key).copied().unwrap_or(0);
+                    let drawn: f64 = bar(row.clone(), count).iter().sum();
+                    (category_key, drawn, row, count)
                 })
                 .collect();
             ranked_categories.sort_by(|left, right| {
@@ -254,18 +276,20 @@ fn aggregate(
             });
             let other_category_count = ranked_categories.len().saturating_sub(chart.top);
             let mut other_row = vec![0.0; series.len()];
-            for (rank, (category_key, _, row)) in ranked_categories.into_iter().enumerate() {
+            let mut other_count = 0;
+            for (rank, (category_key, _, row, count)) in ranked_categories.into_iter().enumerate() {
                 if rank < chart.top {
                     categories.push(ChartCategory {
                         axis_label: shorten(&category_key.full_label(), 32),
                         full_label: category_key.full_label(),
                         is_other: false,
                     });
-                    values.push(row);
+                    values.push(bar(row, count));
                 } else {
                     for (other_value, value) in other_row.iter_mut().zip(row) {
                         *other_value += value;
                     }
+                    other_count += count;
                 }
             }
             if other_category_count > 0 {
@@ -275,7 +299,7 @@ fn aggregate(
                     full_label: other_label,
                     is_other: true,
                 });
-                values.push(other_row);
+                values.push(bar(other_row, other_count));
             }
         }
     }

@@ -91,6 +91,21 @@ pub struct ChartSpec {
     /// Bars: how many categories are kept before the rest become "Other".
     #[serde(default = "default_chart_top")]
     pub top: usize,
+    /// How a bar combines the y values of its rows: their sum (the default) or their mean.
+    #[serde(default)]
+    pub aggregate: ChartAggregate,
+}
+
+/// How a chart bar combines the y values of its rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChartAggregate {
+    /// The sum: costs, counts.
+    #[default]
+    Sum,
+    /// The mean of the rows that have a value (empty cells are left out): rates, errors. Only
+    /// for `bars` without `series`, whose bars stand alone.
+    Mean,
 }
 
 fn default_chart_top() -> usize {
@@ -356,6 +371,14 @@ fn check_definition(definition: &ReportDefinition) -> Result<(), (String, String
             return Err((
                 "chart.top".into(),
                 format!("must be between 1 and {max_top}"),
+            ));
+        }
+        if chart.aggregate == ChartAggregate::Mean
+            && (chart.kind != ChartKind::Bars || chart.series.is_some())
+        {
+            return Err((
+                "chart.aggregate".into(),
+                "`mean` is for a `bars` chart without `series` (means do not stack)".into(),
             ));
         }
     }
@@ -628,6 +651,14 @@ top = 3
         assert_eq!(key, "mart");
         let (key, _) = expect_definition_error(&MINIMAL.replace("top = 3", "top = 12"));
         assert_eq!(key, "chart.top");
+        let (key, message) =
+            expect_definition_error(&MINIMAL.replace("top = 3", "top = 3\naggregate = \"mean\""));
+        assert_eq!(key, "chart.aggregate");
+        assert!(message.contains("stack"), "{message}");
+        let (key, message) =
+            expect_definition_error(&MINIMAL.replace("top = 3", "top = 3\naggregate = \"median\""));
+        assert_eq!(key, "chart.aggregate");
+        assert!(message.contains("median"), "{message}");
     }
 
     #[test]

@@ -357,6 +357,7 @@ mod tests {
                 Some("namespace".into())
             },
             top,
+            aggregate: Default::default(),
         });
         definition
     }
@@ -431,6 +432,30 @@ mod tests {
             "bar label"
         );
         assert!(!bars_page.contains(HOSTILE_NAMESPACE));
+    }
+
+    #[test]
+    fn a_mean_chart_draws_each_bars_mean_leaving_out_empty_cells() {
+        let mut definition = cost_definition(ChartKind::Bars, 1);
+        definition.chart.as_mut().unwrap().aggregate = crate::report::ChartAggregate::Mean;
+        let rows = batch(vec![
+            ("day", ColumnValues::Date(vec![day(1); 5])),
+            (
+                "namespace",
+                ColumnValues::Text(vec![Some("a"), Some("a"), Some("b"), Some("b"), Some("c")]),
+            ),
+            (
+                "total_cost_usd",
+                ColumnValues::Float(vec![Some(6.0), Some(2.0), Some(5.0), None, Some(1.0)]),
+            ),
+            ("event_count", ColumnValues::Int64(vec![Some(1); 5])),
+        ]);
+        let page = render_html(&definition, &[rows], &fixed_context()).unwrap();
+        // b's mean is 5 (its empty cell left out) and beats a's 4, though a's sum (8) is larger;
+        // the other bar is the mean of a's and c's rows, (6 + 2 + 1) / 3.
+        assert!(page.contains(">$5.00</text>"), "the kept bar");
+        assert!(page.contains(">$3.00</text>"), "the other bar");
+        assert!(page.contains("Mean "), "the title says it is a mean");
     }
 
     #[test]

@@ -24,8 +24,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 pub use csv_output::render_csv;
 pub use definition::{
-    load_definition_file, load_definitions, parse_definition, ChartKind, ChartSpec, ColumnFormat,
-    ColumnSpec, ReportDefinition,
+    load_definition_file, load_definitions, parse_definition, ChartAggregate, ChartKind, ChartSpec,
+    ColumnFormat, ColumnSpec, ReportDefinition,
 };
 pub use files::{write_reports, RenderedReport};
 pub use html::{render_html, render_index};

@@ -529,11 +529,11 @@ fn the_forecast_follows_the_run_rate_and_the_weekdays_and_meets_the_budgets() {
     expected.push(act_4(28, 670.0, forecast_28));
     assert_rows("forecast_accuracy", accuracy, expected);
 
-    // The error by as-of day, as the report charts it: the shares of the MAPE of one scope and day
-    // add up to it, and only act-4's forecasts were off.
+    // The error by as-of day, as the report charts it: the mean of the absolute percentage errors
+    // of one scope and day (the MAPE), where only act-4's forecasts were off.
     let by_day = mart_rows(
         &db,
-        "select forecast_made, count(*)::double, sum(share_of_mape) from forecast_accuracy group by all",
+        "select forecast_made, count(*)::double, avg(absolute_percentage_error) from forecast_accuracy group by all",
         1,
     );
     let act_4_ape = |forecast: f64| (forecast - act_4_october).abs() / act_4_october;
@@ -935,7 +935,7 @@ async fn forecast_error_on_simulated_months_matches_a_recomputation_from_the_gro
     };
     let summary: BTreeMap<String, f64> = keyed_numbers(
         &db,
-        "select scope || ' ' || as_of_day_of_month, sum(share_of_mape) from forecast_accuracy group by all",
+        "select scope || ' ' || as_of_day_of_month, avg(absolute_percentage_error) from forecast_accuracy group by all",
     )
     .into_iter()
     .collect();
