@@ -1073,9 +1073,10 @@ fn remove_database(path: &Path) {
 /// DuckDB's memory cap, worker threads and spill folder.
 fn configure(connection: &duckdb::Connection, input: &BuildInput) -> Result<(), ModelError> {
     // One checkpoint, at the end of the build: DuckDB's automatic one (at 16 MB of write-ahead
-    // log) came in the middle of a nightly build and wrote the same tables twice.
+    // log) came in the middle of a nightly build and wrote the same tables twice. Footers are read
+    // once per file: the Ocean and audit files are each scanned by two models.
     let mut sql = format!(
-        "set temp_directory = {};\nset checkpoint_threshold = '1GB';\n",
+        "set temp_directory = {};\nset checkpoint_threshold = '1GB';\nset parquet_metadata_cache = true;\n",
         quote_literal(&input.spill_dir.display().to_string())
     );
     if let Some(limit) = &input.settings.duckdb_memory_limit {
