@@ -254,7 +254,8 @@ fn aggregate(
             }
         }
         ChartKind::Bars => {
-            // A bar's sums and how many rows they add up; what it draws is one or the other's mean.
+            // What a bar draws from its sums and its number of rows with a value: the sums, or
+            // their means.
             let bar = |sums: Vec<f64>, count: usize| match chart.aggregate {
                 ChartAggregate::Sum => sums,
                 ChartAggregate::Mean => sums
