@@ -5,7 +5,12 @@
 -- weekday over the trailing 28 days, divided by the mean of its seven weekday means); see
 -- queries/intermediate/int_cost_forecasts.sql for the exact rules. Budgets (spotcost_budgets) apply
 -- to account rows (by account id) and team rows (by team name); a budget whose account or team has no
--- cost still gets a row, with zero actual, so a misspelt name is visible.
+-- cost in a month still gets a row in it, with zero actual, so a misspelt name is visible.
+-- A month's rows come from int_cost_forecasts' rows of that month alone, so the table is replaced a
+-- month at a time: the months int_cost_forecasts recomputes.
+-- incremental: month
+-- incremental_unit: month
+-- incremental_following_days: 27
 -- column month: First day of the calendar month.
 -- column as_of_day: The last day of data in the month; the days after it are forecast. Null for a budget whose source has no data in the month.
 -- column scope: account (Spot's daily account totals, every product), namespace (Ocean chargeback per cluster and namespace) or team (Ocean chargeback summed over the namespaces of a team that a budget names).
@@ -29,8 +34,10 @@
 with
 
 forecasts as (
+    -- The months this build computes (every month in a full build).
     select * from int_cost_forecasts
     where is_latest_as_of
+        and month in (select distinct date_trunc('month', day)::date from spotcost_model_days)
 ),
 
 budgets as (
@@ -67,10 +74,10 @@ budgeted as (
 ),
 
 unmatched_budgets as (
-    -- A budget for which the lake holds no day of its source (no Ocean data for a team): a row of
-    -- zeros in the latest month, so it is not silently dropped.
+    -- A budget for which a month holds no day of its source (no Ocean data for a team): a row of
+    -- zeros in that month, so it is not silently dropped.
     select
-        latest.month,
+        forecast_months.month,
         null::date as as_of_day,
         budgets.scope,
         budgets.name as key,
@@ -79,7 +86,7 @@ unmatched_budgets as (
         null::varchar as cluster_name,
         null::varchar as namespace,
         case when budgets.scope = 'team' then budgets.name end as team,
-        day(last_day(latest.month))::integer as days_in_month,
+        day(last_day(forecast_months.month))::integer as days_in_month,
         0::integer as days_observed,
         0::double as month_to_date_usd,
         0::double as run_rate_usd,
@@ -88,12 +95,11 @@ unmatched_budgets as (
         0::double as forecast_usd,
         budgets.monthly_usd as budget_usd,
     from budgets
-    cross join (select max(month) as month from forecasts) as latest
-    where latest.month is not null
-        and not exists (
-            select 1 from budgeted
-            where budgeted.scope = budgets.scope and budgeted.key = budgets.name and budgeted.month = latest.month
-        )
+    cross join (select distinct month from forecasts) as forecast_months
+    where not exists (
+        select 1 from budgeted
+        where budgeted.scope = budgets.scope and budgeted.key = budgets.name and budgeted.month = forecast_months.month
+    )
 ),
 
 final as (

@@ -607,6 +607,62 @@ fn a_month_with_one_day_of_data_is_forecast_at_that_days_rate() {
 }
 
 #[test]
+fn a_budget_without_cost_keeps_its_row_in_each_month_through_incremental_builds() {
+    // The lake holds 31 October, then the nightly build adds 1 November. cost_forecast is
+    // replaced a month at a time, so October is not recomputed: its row for the team budget
+    // (no Ocean data at all) must still be there, and November gets its own.
+    let dir = tempfile::tempdir().unwrap();
+    let budgets = || vec![budget(BudgetScope::Team, "web", 50.0)];
+    write_lake(dir.path(), &spend(day("2026-10-31"), "act-1", 12.0));
+    drop(built_with(dir.path(), budgets()));
+    write_lake(dir.path(), &spend(day("2026-11-01"), "act-1", 12.0));
+    let db = built_with(dir.path(), budgets());
+    assert_eq!(
+        models::last_build(dir.path()),
+        Some((models::BuildKind::Incremental, 1)),
+        "the second build adds one day"
+    );
+    let team_row = |month: &str| {
+        forecast_row(
+            month,
+            "none",
+            "team",
+            "web",
+            0.0,
+            0.0,
+            0.0,
+            [-1.0, -1.0],
+            0.0,
+            Some(50.0),
+        )
+    };
+    let team_rows = format!("{COST_FORECAST} where scope = 'team'");
+    let expected = vec![team_row("2026-10-01"), team_row("2026-11-01")];
+    assert_rows(
+        "cost_forecast after the nightly build",
+        mart_rows(&db, &team_rows, 4),
+        expected.clone(),
+    );
+
+    // A full build of the same lake gives the same rows.
+    let full = tempfile::tempdir().unwrap();
+    write_lake(
+        full.path(),
+        &[
+            spend(day("2026-10-31"), "act-1", 12.0),
+            spend(day("2026-11-01"), "act-1", 12.0),
+        ]
+        .concat(),
+    );
+    let db = built_with(full.path(), budgets());
+    assert_rows(
+        "cost_forecast of a full build",
+        mart_rows(&db, &team_rows, 4),
+        expected,
+    );
+}
+
+#[test]
 fn a_namespace_that_is_gone_is_forecast_until_its_costs_leave_the_window() {
     // Cluster o-1 runs namespace steady (3 a day) from 1 October to 31 December, and namespace
     // legacy (7 a day) from 1 to 5 October only.
