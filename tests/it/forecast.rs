@@ -585,32 +585,14 @@ fn a_month_with_one_day_of_data_is_forecast_at_that_days_rate() {
         )],
     );
     assert_eq!(count(&db, "select count(*) from forecast_accuracy"), 0);
-
-    // A team budget with no Ocean data at all still shows, in the latest month, with nothing spent.
-    let db = built_with(dir.path(), vec![budget(BudgetScope::Team, "web", 50.0)]);
-    assert_rows(
-        "cost_forecast",
-        mart_rows(&db, &format!("{COST_FORECAST} where scope = 'team'"), 4),
-        vec![forecast_row(
-            "2026-11-01",
-            "none",
-            "team",
-            "web",
-            0.0,
-            0.0,
-            0.0,
-            [-1.0, -1.0],
-            0.0,
-            Some(50.0),
-        )],
-    );
 }
 
 #[test]
 fn a_budget_without_cost_keeps_its_row_in_each_month_through_incremental_builds() {
-    // The lake holds 31 October, then the nightly build adds 1 November. cost_forecast is
-    // replaced a month at a time, so October is not recomputed: its row for the team budget
-    // (no Ocean data at all) must still be there, and November gets its own.
+    // A team budget with no Ocean data at all shows in every month, with nothing spent. The lake
+    // holds 31 October, then the nightly build adds 1 November. cost_forecast is replaced a month
+    // at a time, so October is not recomputed: its row must still be there, and November gets
+    // its own.
     let dir = tempfile::tempdir().unwrap();
     let budgets = || vec![budget(BudgetScope::Team, "web", 50.0)];
     write_lake(dir.path(), &spend(day("2026-10-31"), "act-1", 12.0));
