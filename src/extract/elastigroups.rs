@@ -93,7 +93,7 @@ pub fn schema() -> SchemaRef {
             "tags",
             string_map_type(),
             true,
-            "Launch-specification tags as a map (`tags['team']`).",
+            "Launch-specification tags (AWS) or labels (GCP) as a map (`tags['team']`).",
         ),
         column(
             "created_at",
@@ -162,12 +162,16 @@ pub(super) async fn batch(
                 on_demand_count: whole(strategy.on_demand_count),
                 on_demand_type: types.ondemand,
                 spot_types: types.spot.map(|t| t.join(",")),
-                tags: tag_pairs(
-                    compute
-                        .launch_specification
-                        .as_ref()
-                        .and_then(|l| l.tags.as_ref()),
-                ),
+                // AWS tags, GCP labels.
+                tags: compute
+                    .launch_specification
+                    .as_ref()
+                    .map(|l| {
+                        let mut pairs = tag_pairs(l.tags.as_ref());
+                        pairs.extend(tag_pairs(l.labels.as_ref()));
+                        pairs
+                    })
+                    .unwrap_or_default(),
                 created_at: group.created_at,
                 updated_at: group.updated_at,
             }

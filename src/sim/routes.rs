@@ -1374,7 +1374,11 @@ fn list_groups(organisation: &Organisation, account: &Account, cloud: Cloud) -> 
                 "compute": {
                     "instanceTypes": { "ondemand": group.on_demand_type, "preemptible": group.spot_types },
                     "availabilityZones": group.availability_zones,
-                    "launchSpecification": { "labels": group.tags.iter().map(|tag| json!({ "key": tag.key, "value": tag.value })).collect::<Vec<_>>() },
+                    // GCP's `tags` are network tags (bare strings); its labels carry the key-value pairs.
+                    "launchSpecification": {
+                        "labels": group.tags.iter().map(|tag| json!({ "key": tag.key, "value": tag.value })).collect::<Vec<_>>(),
+                        "tags": ["allow-health-checks", "http-server"],
+                    },
                 },
                 "createdAt": iso_timestamp_millis(group.created_at),
                 "updatedAt": iso_timestamp_millis(group.updated_at),

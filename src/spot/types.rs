@@ -82,6 +82,22 @@ pub struct Tag {
     pub tag_value: Option<String>,
 }
 
+/// A list of `{key, value}` tags, keeping only its objects: GCP's `tags` are bare strings.
+fn key_value_tags<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<Tag>>, D::Error> {
+    let Some(items) = <Option<Vec<serde_json::Value>> as Deserialize>::deserialize(deserializer)?
+    else {
+        return Ok(None);
+    };
+    items
+        .into_iter()
+        .filter(serde_json::Value::is_object)
+        .map(|item| serde_json::from_value(item).map_err(serde::de::Error::custom))
+        .collect::<Result<Vec<Tag>, _>>()
+        .map(Some)
+}
+
 /// `GET /aws/ec2/group`, `GET /gcp/gce/group` (§2).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -144,8 +160,13 @@ pub struct GroupInstanceTypes {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LaunchSpecification {
-    #[serde(default)]
+    /// AWS: the instances' tags. GCP sends its network tags here, as bare strings, which say
+    /// nothing about cost and are skipped.
+    #[serde(default, deserialize_with = "key_value_tags")]
     pub tags: Option<Vec<Tag>>,
+    /// GCP: the instances' labels, `{key, value}` pairs as AWS sends its tags.
+    #[serde(default, deserialize_with = "key_value_tags")]
+    pub labels: Option<Vec<Tag>>,
     #[serde(default)]
     pub instance_types: Option<GroupInstanceTypes>,
 }
@@ -591,6 +612,30 @@ pub struct InstanceCostRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gcp_labels_are_read_and_its_network_tags_skipped() {
+        let gcp: LaunchSpecification = serde_json::from_str(
+            r#"{"tags":["http-server","allow-ssh"],"labels":[{"key":"team","value":"ml"},{"key":"env","value":"dev"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(gcp.tags, Some(Vec::new()));
+        let labels: Vec<_> = gcp
+            .labels
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.tag_key.unwrap(), t.tag_value.unwrap()))
+            .collect();
+        assert_eq!(
+            labels,
+            [("team".into(), "ml".into()), ("env".into(), "dev".into())]
+        );
+        let aws: LaunchSpecification =
+            serde_json::from_str(r#"{"tags":[{"tagKey":"team","tagValue":"web"}],"labels":null}"#)
+                .unwrap();
+        assert_eq!(aws.tags.unwrap()[0].tag_value.as_deref(), Some("web"));
+        assert_eq!(aws.labels, None);
+    }
 
     #[test]
     fn rightsizing_casing_variants_decode_alike() {
