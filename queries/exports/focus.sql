@@ -3,7 +3,8 @@
 -- and spotcost_json_object(map) (JSON text without DuckDB's json extension), and copies the
 -- result to Parquet or CSV. Column
 -- names and values follow FOCUS 1.2; `x_` columns are spotcost's (split allocation under FOCUS
--- 1.3's names, and what FOCUS has no column for). SCHEMA.md documents every column.
+-- 1.3's names, and what FOCUS has no column for). README (`spotcost export focus`) documents
+-- every column.
 with
 
 organisation as (
@@ -233,6 +234,7 @@ select
     case when charges.allocated_ratio is not null
         then coalesce(charges.workload, charges.namespace)
     end as x_AllocatedResourceName,
+    case when charges.allocated_ratio is not null then charges.tags end as x_AllocatedTags,
 from charges
 cross join organisation
 left join account_names using (account_id)

@@ -5,6 +5,7 @@
 //! validation says it skipped unless CI is set).
 
 use crate::support::*;
+use spotcost::config::DEFAULT_NAMESPACE_LABEL_KEYS;
 use spotcost::extract::Dataset;
 use spotcost::models::{self, ModelSettings};
 use spotcost::pipeline;
@@ -184,6 +185,7 @@ async fn the_focus_export_reconciles_and_passes_the_validator() {
             ),
         );
         assert_eq!(bad_ratios, 0, "{}", file.display());
+        check_values_against_the_simulator(&db, &from, &organisation, &days, file);
         // FOCUS's own rules that the validator does not check on these rows.
         let inconsistent = count(
             &db,
@@ -199,8 +201,8 @@ async fn the_focus_export_reconciles_and_passes_the_validator() {
     let differing = count(
         &db,
         &format!(
-            "select count(*) from (select ResourceId, ChargePeriodStart, x_Namespace, x_Workload, BilledCost, ListCost, Tags from {} \
-             except all select ResourceId, ChargePeriodStart, x_Namespace, x_Workload, BilledCost, ListCost, Tags from {})",
+            "select count(*) from (select ResourceId, ChargePeriodStart, x_Namespace, x_Workload, BilledCost, ListCost, Tags, x_AllocatedTags from {} \
+             except all select ResourceId, ChargePeriodStart, x_Namespace, x_Workload, BilledCost, ListCost, Tags, x_AllocatedTags from {})",
             source(&parquet),
             source(&csv)
         ),
@@ -264,5 +266,120 @@ async fn hostile_names_cannot_run_as_formulas_in_the_focus_csv() {
     assert!(
         formulas > 0,
         "the Parquet export keeps names as Spot gave them"
+    );
+}
+
+/// The export's values beyond the totals, against the simulator: every Ocean workload's own row
+/// (its cost, namespace, workload, region, and its namespace's labels in `Tags` and
+/// `x_AllocatedTags`), and every Elastigroup's region and tags.
+fn check_values_against_the_simulator(
+    db: &duckdb::Connection,
+    from: &str,
+    organisation: &spotcost::sim::org::Organisation,
+    days: &[chrono::NaiveDate],
+    file: &Path,
+) {
+    let text_rows = |sql: &str| -> HashMap<String, (f64, String, String, String)> {
+        let mut statement = db.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    (
+                        row.get::<_, Option<f64>>(1)?.unwrap_or(0.0),
+                        row.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                        row.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                        row.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    ),
+                ))
+            })
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.map(|r| r.expect("a row")).collect()
+    };
+    let workloads = text_rows(&format!(
+        "select ResourceId || '/' || strftime(ChargePeriodStart, '%Y-%m-%d') || '/' || x_Namespace || '/' || x_Workload, \
+         BilledCost::double, RegionId, Tags, x_AllocatedTags from {from} where x_Workload is not null"
+    ));
+    // Extraction asks Spot for the configured label keys (here the default team and cost-centre
+    // keys). Every pair as `"key":"value"` in the JSON object (the simulated names need no escaping).
+    fn has_all<'a>(json: &str, mut pairs: impl Iterator<Item = (&'a String, &'a String)>) -> bool {
+        pairs.all(|(key, value)| json.contains(&format!("\"{key}\":\"{value}\"")))
+    }
+    let mut expected_rows = 0;
+    for account in &organisation.accounts {
+        for cluster in &account.clusters {
+            for &usage_day in days {
+                for namespace in organisation.cluster_day(&cluster.id, usage_day).namespaces {
+                    for workload in &namespace.workloads {
+                        let cost =
+                            (workload.compute + workload.storage + workload.networking).usd();
+                        if cost == 0.0 {
+                            continue;
+                        }
+                        expected_rows += 1;
+                        let key = format!(
+                            "{}/{usage_day}/{}/{}",
+                            cluster.id, namespace.name, workload.name
+                        );
+                        let context = format!("{} {key}", file.display());
+                        let (billed, region, tags, allocated_tags) = workloads
+                            .get(&key)
+                            .unwrap_or_else(|| panic!("{context}: no row"));
+                        assert_usd(&context, *billed, cost);
+                        assert_eq!(region, &cluster.region, "{context}");
+                        assert!(
+                            has_all(
+                                tags,
+                                namespace.labels.iter().filter(|(key, _)| {
+                                    DEFAULT_NAMESPACE_LABEL_KEYS.contains(&key.as_str())
+                                })
+                            ),
+                            "{context}: {tags} lacks labels {:?}",
+                            namespace.labels
+                        );
+                        assert_eq!(allocated_tags, tags, "{context}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        expected_rows > 0,
+        "the simulated organisation runs workloads"
+    );
+    assert_eq!(
+        workloads.len(),
+        expected_rows,
+        "{}: workload rows",
+        file.display()
+    );
+
+    let groups = text_rows(&format!(
+        "select ResourceId, 0, any_value(RegionId), any_value(Tags), any_value(x_AllocatedTags) \
+         from {from} where ResourceType = 'Elastigroup' group by all"
+    ));
+    let mut seen = 0;
+    for group in organisation.accounts.iter().flat_map(|a| &a.groups) {
+        let Some((_, region, tags, allocated_tags)) = groups.get(&group.id) else {
+            continue;
+        };
+        seen += 1;
+        let context = format!("{} {}", file.display(), group.id);
+        assert_eq!(region, &group.region, "{context}");
+        assert!(
+            has_all(tags, group.tags.iter().map(|t| (&t.key, &t.value))),
+            "{context}: {tags} lacks {:?}",
+            group.tags
+        );
+        assert_eq!(
+            allocated_tags, "",
+            "{context}: an Elastigroup's cost is not split"
+        );
+    }
+    assert_eq!(
+        seen,
+        groups.len(),
+        "{}: every Elastigroup row is a simulated group",
+        file.display()
     );
 }
