@@ -981,6 +981,9 @@ async fn forecast_error_on_simulated_months_matches_a_recomputation_from_the_gro
         ("account", mape(&account_errors)),
         ("namespace", mape(&namespace_errors)),
     ] {
+        // The README quotes these figures: about 6 % as of the 7th down to about 1 % as of the
+        // 28th. Each later forecast knows more of the month, so its error is smaller.
+        let mut earlier = f64::INFINITY;
         for (as_of, error) in errors {
             let reported = summary[&format!("{scope} {as_of}")];
             assert!(
@@ -989,10 +992,12 @@ async fn forecast_error_on_simulated_months_matches_a_recomputation_from_the_gro
             );
             println!("forecast error (MAPE) on simulated Sep–Oct 2026, {scope}s, as of day {as_of}: {:.2} %", error * 100.0);
             assert!(
-                error < 0.25,
-                "{scope} as of day {as_of}: a {:.1} % error",
-                error * 100.0
+                error < 0.08 && error < earlier,
+                "{scope} as of day {as_of}: a {:.2} % error, after {:.2} % a week earlier",
+                error * 100.0,
+                earlier * 100.0
             );
+            earlier = error;
         }
     }
 }
