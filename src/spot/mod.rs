@@ -402,7 +402,8 @@ impl SpotClient {
             if attempt > 1 {
                 count_call(|s| &s.retries);
             }
-            self.budgets.wait_turn(call.method, call.route).await;
+            // Held until the request is answered or has failed (a probe's turn holds the route).
+            let turn = self.budgets.wait_turn(call.method, call.route).await;
             let mut permit = Arc::clone(&self.permits).acquire_owned().await.ok();
             let mut request = self
                 .http
@@ -444,6 +445,7 @@ impl SpotClient {
                 }
             };
             drop(permit);
+            drop(turn);
             let (reason, wait) = match failure {
                 Failure::Fatal(error) => {
                     count_call(|s| &s.errors);

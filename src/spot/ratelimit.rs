@@ -3,6 +3,7 @@
 
 use reqwest::header::HeaderMap;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -17,9 +18,9 @@ struct RouteBudget {
     /// No request on this route before this instant.
     resume_at: Option<Instant>,
     /// While the budget is unknown (a route's first request, or the first after a reset) one
-    /// request goes alone to learn it; the others wait for its answer, or until this instant if
-    /// none comes (a timeout, a dropped connection).
-    probe_until: Option<Instant>,
+    /// request, this numbered probe, goes alone to learn it; the others wait until a response
+    /// answers, or until the probe ends without one (a timeout, a dropped connection).
+    probe: Option<u64>,
     /// The server reports no `X-RateLimit-Remaining` on this route: there is no budget to keep.
     unmetered: bool,
 }
@@ -72,15 +73,55 @@ const MINIMUM_THROTTLE: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub(crate) struct RateBudgets {
     routes: Mutex<HashMap<(&'static str, &'static str), RouteBudget>>,
-    /// Woken by every response, so callers waiting for a probe's answer go on at once.
+    /// Woken by every response and every probe that ends, so callers waiting for a probe's
+    /// answer go on at once.
     observed: Notify,
+    /// The number of the last probe sent.
+    probes: AtomicU64,
+}
+
+/// A caller's turn on a route, held until its request is answered or has failed. The turn of a
+/// probe keeps the route's other callers waiting: a probe that ends without a response (a
+/// timeout, a dropped connection) lets the next one learn the budget.
+#[must_use = "hold the turn until the request has been answered"]
+pub(crate) struct Turn<'a> {
+    budgets: &'a RateBudgets,
+    route: (&'static str, &'static str),
+    probe: Option<u64>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let Some(probe) = self.probe else {
+            return;
+        };
+        let mut routes = self
+            .budgets
+            .routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(budget) = routes.get_mut(&self.route) {
+            if budget.probe == Some(probe) {
+                budget.probe = None;
+            }
+        }
+        drop(routes);
+        self.budgets.observed.notify_waiters();
+    }
 }
 
 impl RateBudgets {
     /// Waits until the route may take one more request, and counts that request against it.
     /// Never more requests in flight on a route than its budget has left: while the budget is
     /// unknown, one request learns it and the others wait for its answer.
-    pub(crate) async fn wait_turn(&self, method: &'static str, route: &'static str) {
+    pub(crate) async fn wait_turn(&self, method: &'static str, route: &'static str) -> Turn<'_> {
+        let key = (method, route);
+        let turn = |probe: Option<u64>| Turn {
+            budgets: self,
+            route: key,
+            probe,
+        };
+        let next_probe = || Some(self.probes.fetch_add(1, Ordering::Relaxed) + 1);
         loop {
             // Registered before the budget is read, so an answer that comes in between still wakes us.
             let observed = self.observed.notified();
@@ -88,42 +129,44 @@ impl RateBudgets {
             observed.as_mut().enable();
             let wait = {
                 let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-                let budget = routes.entry((method, route)).or_default();
+                let budget = routes.entry(key).or_default();
                 let now = Instant::now();
                 match budget.resume_at {
-                    Some(at) if at > now => at - now,
+                    Some(at) if at > now => Some(at - now),
                     Some(_) => {
                         // The window has reset: this request learns the new budget.
                         budget.resume_at = None;
                         budget.remaining = None;
-                        budget.probe_until = Some(now + UNKNOWN_RESET_POLL);
-                        return;
+                        budget.probe = next_probe();
+                        return turn(budget.probe);
                     }
                     None => match budget.remaining {
                         Some(0) => {
                             // Spent by calls still in flight: give their responses a moment to
                             // report the reset, then go on without the stale count.
                             budget.resume_at = Some(now + UNKNOWN_RESET_POLL);
-                            UNKNOWN_RESET_POLL
+                            Some(UNKNOWN_RESET_POLL)
                         }
                         Some(left) => {
                             budget.remaining = Some(left - 1);
-                            return;
+                            return turn(None);
                         }
-                        None if budget.unmetered => return,
-                        None => match budget.probe_until {
-                            Some(until) if until > now => until - now,
-                            _ => {
-                                budget.probe_until = Some(now + UNKNOWN_RESET_POLL);
-                                return;
-                            }
-                        },
+                        None if budget.unmetered => return turn(None),
+                        // A probe is out: wait for an answer, or for it to end without one.
+                        None if budget.probe.is_some() => None,
+                        None => {
+                            budget.probe = next_probe();
+                            return turn(budget.probe);
+                        }
                     },
                 }
             };
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = &mut observed => {}
+            match wait {
+                Some(wait) => tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = &mut observed => {}
+                },
+                None => (&mut observed).await,
             }
         }
     }
@@ -138,7 +181,7 @@ impl RateBudgets {
     ) {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         let budget = routes.entry((method, route)).or_default();
-        budget.probe_until = None;
+        budget.probe = None;
         match headers.remaining {
             Some(reported) => {
                 budget.unmetered = false;
@@ -218,11 +261,11 @@ mod tests {
     async fn an_unknown_budget_is_learnt_by_one_request_while_the_others_wait() {
         let budgets = std::sync::Arc::new(RateBudgets::default());
         let start = Instant::now();
-        budgets.wait_turn("GET", "/a").await;
+        let _probe = budgets.wait_turn("GET", "/a").await;
         let second = tokio::spawn({
             let budgets = std::sync::Arc::clone(&budgets);
             async move {
-                budgets.wait_turn("GET", "/a").await;
+                drop(budgets.wait_turn("GET", "/a").await);
                 Instant::now()
             }
         });
@@ -236,17 +279,55 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_slow_probe_keeps_the_others_waiting_until_it_is_answered() {
+        // The probe's answer takes longer than any timer in here: nothing else may go out on
+        // the route before it, or a throttled route would take a request while blocked.
+        let budgets = std::sync::Arc::new(RateBudgets::default());
+        let probe = budgets.wait_turn("GET", "/a").await;
+        let second = tokio::spawn({
+            let budgets = std::sync::Arc::clone(&budgets);
+            async move { drop(budgets.wait_turn("GET", "/a").await) }
+        });
+        tokio::time::sleep(UNKNOWN_RESET_POLL * 30).await;
+        assert!(
+            !second.is_finished(),
+            "a second request went out beside the probe"
+        );
+        budgets.observe("GET", "/a", 200, reported(Some(5)));
+        drop(probe);
+        second.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_that_ends_without_an_answer_lets_the_next_one_learn_the_budget() {
+        let budgets = std::sync::Arc::new(RateBudgets::default());
+        let probe = budgets.wait_turn("GET", "/a").await;
+        let second = tokio::spawn({
+            let budgets = std::sync::Arc::clone(&budgets);
+            async move { budgets.wait_turn("GET", "/a").await.probe.is_some() }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!second.is_finished());
+        // A timeout or a dropped connection: no response, the turn ends.
+        drop(probe);
+        assert!(
+            second.await.unwrap(),
+            "the next request goes out as the new probe"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_stale_higher_count_does_not_reopen_a_spent_budget() {
         let budgets = RateBudgets::default();
-        budgets.wait_turn("GET", "/a").await;
+        drop(budgets.wait_turn("GET", "/a").await);
         budgets.observe("GET", "/a", 200, reported(Some(2)));
         let start = Instant::now();
-        budgets.wait_turn("GET", "/a").await;
-        budgets.wait_turn("GET", "/a").await;
+        drop(budgets.wait_turn("GET", "/a").await);
+        drop(budgets.wait_turn("GET", "/a").await);
         assert_eq!(start.elapsed(), Duration::ZERO);
         // Answered before those two reached the server: one left then, none now.
         budgets.observe("GET", "/a", 200, reported(Some(1)));
-        budgets.wait_turn("GET", "/a").await;
+        drop(budgets.wait_turn("GET", "/a").await);
         assert!(
             start.elapsed() >= UNKNOWN_RESET_POLL,
             "{:?}",
@@ -257,11 +338,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_route_without_rate_headers_is_not_held_back() {
         let budgets = RateBudgets::default();
-        budgets.wait_turn("GET", "/a").await;
+        drop(budgets.wait_turn("GET", "/a").await);
         budgets.observe("GET", "/a", 200, reported(None));
         let start = Instant::now();
         for _ in 0..10 {
-            budgets.wait_turn("GET", "/a").await;
+            drop(budgets.wait_turn("GET", "/a").await);
         }
         assert_eq!(start.elapsed(), Duration::ZERO);
     }
@@ -276,11 +357,11 @@ mod tests {
         };
         budgets.observe("GET", "/a", 200, headers);
         let start = tokio::time::Instant::now();
-        budgets.wait_turn("GET", "/b").await;
+        drop(budgets.wait_turn("GET", "/b").await);
         assert_eq!(start.elapsed(), Duration::ZERO);
-        budgets.wait_turn("POST", "/a").await;
+        drop(budgets.wait_turn("POST", "/a").await);
         assert_eq!(start.elapsed(), Duration::ZERO);
-        budgets.wait_turn("GET", "/a").await;
+        drop(budgets.wait_turn("GET", "/a").await);
         assert!(
             start.elapsed() >= Duration::from_secs(4),
             "{:?}",
