@@ -44,9 +44,10 @@ fn probe_of(dataset: Dataset) -> Option<Probe> {
         Dataset::Accounts => None,
         Dataset::Elastigroups | Dataset::ElastigroupCosts => Some(Probe::Groups),
         Dataset::ManagedInstances | Dataset::ManagedInstanceCosts => Some(Probe::ManagedInstances),
-        Dataset::OceanClusters | Dataset::OceanCosts | Dataset::OceanRightsizing => {
-            Some(Probe::OceanClusters)
-        }
+        Dataset::OceanClusters
+        | Dataset::OceanCosts
+        | Dataset::OceanRightsizing
+        | Dataset::OceanVirtualNodeGroups => Some(Probe::OceanClusters),
         Dataset::PotentialSavings => Some(Probe::PotentialSavings),
         Dataset::AccountCosts => Some(Probe::AccountCosts),
         Dataset::InstanceCosts => Some(Probe::InstanceCosts),

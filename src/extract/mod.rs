@@ -14,6 +14,7 @@ mod managed_instances;
 mod ocean_clusters;
 mod ocean_costs;
 mod ocean_rightsizing;
+mod ocean_virtual_node_groups;
 mod potential_savings;
 
 use crate::lake::{Lake, LakeError, WrittenFile};
@@ -39,6 +40,7 @@ pub enum Dataset {
     OceanClusters,
     OceanCosts,
     OceanRightsizing,
+    OceanVirtualNodeGroups,
     PotentialSavings,
     AccountCosts,
     InstanceCosts,
@@ -62,7 +64,7 @@ pub enum Scope {
 }
 
 impl Dataset {
-    pub const ALL: [Dataset; 12] = [
+    pub const ALL: [Dataset; 13] = [
         Dataset::Accounts,
         Dataset::Elastigroups,
         Dataset::ElastigroupCosts,
@@ -71,6 +73,7 @@ impl Dataset {
         Dataset::OceanClusters,
         Dataset::OceanCosts,
         Dataset::OceanRightsizing,
+        Dataset::OceanVirtualNodeGroups,
         Dataset::PotentialSavings,
         Dataset::AccountCosts,
         Dataset::InstanceCosts,
@@ -87,6 +90,7 @@ impl Dataset {
             Dataset::OceanClusters => "ocean_clusters",
             Dataset::OceanCosts => "ocean_costs",
             Dataset::OceanRightsizing => "ocean_rightsizing",
+            Dataset::OceanVirtualNodeGroups => "ocean_virtual_node_groups",
             Dataset::PotentialSavings => "potential_savings",
             Dataset::AccountCosts => "account_costs",
             Dataset::InstanceCosts => "instance_costs",
@@ -105,6 +109,7 @@ impl Dataset {
             | Dataset::ManagedInstances
             | Dataset::OceanClusters
             | Dataset::OceanRightsizing
+            | Dataset::OceanVirtualNodeGroups
             | Dataset::PotentialSavings => Grain::Snapshot,
             _ => Grain::Daily,
         }
@@ -128,6 +133,7 @@ impl Dataset {
             Dataset::OceanClusters => ocean_clusters::GRAIN,
             Dataset::OceanCosts => ocean_costs::GRAIN,
             Dataset::OceanRightsizing => ocean_rightsizing::GRAIN,
+            Dataset::OceanVirtualNodeGroups => ocean_virtual_node_groups::GRAIN,
             Dataset::PotentialSavings => potential_savings::GRAIN,
             Dataset::AccountCosts => account_costs::GRAIN,
             Dataset::InstanceCosts => instance_costs::GRAIN,
@@ -146,6 +152,7 @@ impl Dataset {
             Dataset::OceanClusters => "`GET /ocean/aws/k8s/cluster`, `GET /ocean/gcp/k8s/cluster`, `GET /ocean/azure/np/cluster`",
             Dataset::OceanCosts => "`POST /ocean/{aws,gcp,azure}/k8s/cluster/{id}/aggregatedCosts` (one-day windows; `groupBy: namespace`, and `namespace.label.<key>` per configured label key)",
             Dataset::OceanRightsizing => "`POST /ocean/{id}/rightSizing/recommendations`, else the v1 `POST …/cluster/{id}/rightSizing/suggestion`",
+            Dataset::OceanVirtualNodeGroups => "`GET /ocean/aws/k8s/launchSpec`, `GET /ocean/gcp/k8s/launchSpec`, `GET /ocean/azure/np/virtualNodeGroup` (each `?oceanId=`)",
             Dataset::PotentialSavings => "`GET /aws/potentialSavings`",
             Dataset::AccountCosts => "`GET /aws/costs` (daily), `GET /gcp/gce/costs`, `GET /azure/costs`",
             Dataset::InstanceCosts => "`POST /insights/instanceCosts/export` (CSV, one account and day per export)",
@@ -181,6 +188,7 @@ impl Dataset {
             Dataset::OceanClusters => ocean_clusters::schema(),
             Dataset::OceanCosts => ocean_costs::schema(),
             Dataset::OceanRightsizing => ocean_rightsizing::schema(),
+            Dataset::OceanVirtualNodeGroups => ocean_virtual_node_groups::schema(),
             Dataset::PotentialSavings => potential_savings::schema(),
             Dataset::AccountCosts => account_costs::schema(),
             Dataset::InstanceCosts => instance_costs::schema(),
@@ -469,6 +477,7 @@ pub async fn fetch_unit(
         Dataset::OceanClusters => ocean_clusters::batch(context, unit).await,
         Dataset::OceanCosts => ocean_costs::batch(context, unit).await,
         Dataset::OceanRightsizing => ocean_rightsizing::batch(context, unit).await,
+        Dataset::OceanVirtualNodeGroups => ocean_virtual_node_groups::batch(context, unit).await,
         Dataset::PotentialSavings => potential_savings::batch(context, unit).await,
         Dataset::AccountCosts => account_costs::batch(context, unit).await,
         Dataset::AuditEvents => audit_events::batch(context, unit).await,

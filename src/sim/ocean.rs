@@ -42,6 +42,31 @@ pub(crate) fn scoped_cluster<'a>(
 // Listings
 // ---------------------------------------------------------------------------------------------
 
+/// `GET /ocean/aws/k8s/launchSpec`, `/ocean/gcp/k8s/launchSpec` and
+/// `/ocean/azure/np/virtualNodeGroup`, each `?oceanId=`: the cluster's virtual node groups, flat.
+pub(crate) fn list_virtual_node_groups(cluster: &Cluster, cloud: Cloud) -> Payload {
+    let kind = match cloud {
+        Cloud::Aws => "spotinst:ocean:aws:k8s:launchSpec",
+        Cloud::Gcp => "spotinst:ocean:gcp:k8s:launchSpec",
+        Cloud::Azure => "spotinst:ocean:azure:np:virtualNodeGroup",
+    };
+    let items = cluster
+        .virtual_node_groups
+        .iter()
+        .map(|group| {
+            json!({
+                "id": group.id,
+                "oceanId": cluster.id,
+                "name": group.name,
+                "instanceTypes": group.instance_types,
+                "createdAt": iso_timestamp_millis(cluster.created_at),
+                "updatedAt": iso_timestamp_millis(cluster.updated_at),
+            })
+        })
+        .collect();
+    Payload::items(kind, items)
+}
+
 /// `GET /ocean/aws/k8s/cluster` (flat items), `/ocean/gcp/k8s/cluster` (items wrapped in
 /// `{"cluster":…}`, as the SPEC shows) and `/ocean/azure/np/cluster` (flat, with `aks{…}`).
 pub(crate) fn list_clusters(account: &Account, cloud: Cloud) -> Payload {

@@ -304,6 +304,7 @@ pub(crate) enum Route {
     ManagedInstances,
     ManagedInstanceCosts(String),
     OceanClusters(Cloud),
+    VirtualNodeGroups(Cloud),
     AggregatedCosts {
         cloud: Cloud,
         cluster_id: String,
@@ -367,6 +368,18 @@ pub(crate) fn match_route(method: &str, path: &str) -> Option<(Route, &'static s
         ("GET", ["ocean", "azure", "np", "cluster"]) => (
             Route::OceanClusters(Cloud::Azure),
             "/ocean/azure/np/cluster",
+        ),
+        ("GET", ["ocean", "aws", "k8s", "launchSpec"]) => (
+            Route::VirtualNodeGroups(Cloud::Aws),
+            "/ocean/aws/k8s/launchSpec",
+        ),
+        ("GET", ["ocean", "gcp", "k8s", "launchSpec"]) => (
+            Route::VirtualNodeGroups(Cloud::Gcp),
+            "/ocean/gcp/k8s/launchSpec",
+        ),
+        ("GET", ["ocean", "azure", "np", "virtualNodeGroup"]) => (
+            Route::VirtualNodeGroups(Cloud::Azure),
+            "/ocean/azure/np/virtualNodeGroup",
         ),
         ("POST", ["ocean", cloud_segment, "k8s", "cluster", id, "aggregatedCosts", rest @ ..]) => {
             let cloud = cloud_of_segment(cloud_segment)?;
@@ -550,6 +563,19 @@ async fn dispatch(state: &SimState, route: Route, request: Request) -> Result<Pa
         Route::OceanClusters(cloud) => {
             let account = resolve_account(organisation, &parameters)?;
             Ok(ocean::list_clusters(account, cloud))
+        }
+        Route::VirtualNodeGroups(cloud) => {
+            let account = resolve_account(organisation, &parameters)?;
+            let Some(cluster_id) = parameters.get("oceanId") else {
+                return Err(ApiError {
+                    status: 400,
+                    code: "ValidationError".to_string(),
+                    message: "oceanId is required".to_string(),
+                    field: Some("oceanId".to_string()),
+                });
+            };
+            let cluster = ocean::scoped_cluster(organisation, account, cluster_id, Some(cloud))?;
+            Ok(ocean::list_virtual_node_groups(cluster, cloud))
         }
         Route::AggregatedCosts {
             cloud,

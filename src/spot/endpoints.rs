@@ -357,6 +357,48 @@ impl SpotClient {
         .await
     }
 
+    /// A cluster's virtual node groups: `GET /ocean/aws/k8s/launchSpec?oceanId=`, the GKE
+    /// `/ocean/gcp/k8s/launchSpec` or the AKS `/ocean/azure/np/virtualNodeGroup`. They tie the
+    /// node groups that audit events and the instance-cost export name to their cluster. A 404
+    /// (an API without the listing) gives none, so the cost datasets are never held up by it; a
+    /// group listed twice is counted once if identical and refused otherwise.
+    pub async fn virtual_node_groups(
+        &self,
+        account_id: &str,
+        cloud: Cloud,
+        cluster_id: &str,
+    ) -> Result<Vec<OceanVirtualNodeGroup>, SpotError> {
+        let (route, wrapper) = match cloud {
+            Cloud::Aws => ("/ocean/aws/k8s/launchSpec", "launchSpec"),
+            Cloud::Gcp => ("/ocean/gcp/k8s/launchSpec", "launchSpec"),
+            Cloud::Azure => ("/ocean/azure/np/virtualNodeGroup", "virtualNodeGroup"),
+            Cloud::Unknown => return Err(unknown_cloud(account_id, "virtual node groups")),
+        };
+        let call = Call::get(route, route.into())
+            .param("oceanId", cluster_id)
+            .account(account_id);
+        let endpoint = call.endpoint();
+        match self
+            .items::<OceanVirtualNodeGroup>(call, Some(wrapper))
+            .await
+        {
+            Ok(groups) => Ok(dedupe(
+                &endpoint,
+                groups,
+                "the virtual node group",
+                |group| Some(group.id.clone()),
+            )?),
+            Err(error) if error.status() == Some(404) => {
+                tracing::debug!(
+                    cluster = cluster_id,
+                    "the virtual node group listing answered 404; the cluster's node groups are not recorded"
+                );
+                Ok(Vec::new())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     /// `POST /ocean/{cloud}/k8s/cluster/{id}/aggregatedCosts` for one day (§7.3), with exclusive
     /// midnight boundaries. `group_by` is `namespace` or `namespace.label.<key>`.
     ///

@@ -315,6 +315,23 @@ pub struct OceanCluster {
     pub updated_at: Time,
 }
 
+/// An Ocean cluster's virtual node groups (launch specifications): `GET /ocean/aws/k8s/launchSpec`,
+/// `/ocean/gcp/k8s/launchSpec` or `/ocean/azure/np/virtualNodeGroup`, each `?oceanId=`. Items may
+/// be wrapped in `launchSpec` (`virtualNodeGroup` on Azure), as the single-item answers are.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OceanVirtualNodeGroup {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub ocean_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::time")]
+    pub created_at: Time,
+    #[serde(default, deserialize_with = "lenient::time")]
+    pub updated_at: Time,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GkeInfo {

@@ -304,6 +304,29 @@ async fn a_week_of_every_dataset_lands_reconciles_and_rewrites_identically() {
         ),
     );
     assert!(clouds >= 2, "Ocean clusters of more than one cloud");
+    // Every virtual node group, tied to its own cluster.
+    let mut node_groups_known: Vec<String> = organisation
+        .accounts
+        .iter()
+        .flat_map(|a| &a.clusters)
+        .flat_map(|c| {
+            c.virtual_node_groups
+                .iter()
+                .map(move |g| format!("{} {} {}", c.id, g.id, g.name))
+        })
+        .collect();
+    node_groups_known.sort();
+    let node_groups_listed: Vec<String> = keyed_numbers(
+        &db,
+        &format!(
+            "select cluster_id || ' ' || node_group_id || ' ' || node_group_name, 1.0 from {} order by 1",
+            dataset_sql(dir.path(), "ocean_virtual_node_groups")
+        ),
+    )
+    .into_iter()
+    .map(|(key, _)| key)
+    .collect();
+    assert_eq!(node_groups_listed, node_groups_known);
 
     // A second run of the same range leaves the lake byte-for-byte (so row-for-row) the same.
     let before = snapshot_tree(dir.path());

@@ -164,6 +164,9 @@ enum Decoder {
     GkeClusters,
     GkeClustersFlat,
     AksClusters,
+    AwsNodeGroups,
+    GkeNodeGroupsWrapped,
+    AksNodeGroups,
     AggregatedCosts,
     RightsizingV2,
     RightsizingV1,
@@ -221,6 +224,24 @@ impl Decoder {
             Decoder::AksClusters => {
                 format!("{:?}", client.ocean_clusters(ACCOUNT, Cloud::Azure).await?)
             }
+            Decoder::AwsNodeGroups => format!(
+                "{:?}",
+                client
+                    .virtual_node_groups(ACCOUNT, Cloud::Aws, "o-1")
+                    .await?
+            ),
+            Decoder::GkeNodeGroupsWrapped => format!(
+                "{:?}",
+                client
+                    .virtual_node_groups(ACCOUNT, Cloud::Gcp, "o-1")
+                    .await?
+            ),
+            Decoder::AksNodeGroups => format!(
+                "{:?}",
+                client
+                    .virtual_node_groups(ACCOUNT, Cloud::Azure, "o-1")
+                    .await?
+            ),
             Decoder::AggregatedCosts => format!(
                 "{:?}",
                 client
@@ -440,10 +461,33 @@ async fn samples() -> Vec<(Decoder, Value)> {
         }
     }
     samples.push(nonempty(Decoder::GkeClusters, gke));
+    let flat_gke_ids = flat.clone();
     samples.push(nonempty(Decoder::GkeClustersFlat, flat));
+    let aks = get(format!("/ocean/azure/np/cluster?accountId={azure}")).await;
+    let aks_cluster = first_id(&aks, "cluster");
+    samples.push(nonempty(Decoder::AksClusters, aks));
     samples.push(nonempty(
-        Decoder::AksClusters,
-        get(format!("/ocean/azure/np/cluster?accountId={azure}")).await,
+        Decoder::AwsNodeGroups,
+        get(format!(
+            "/ocean/aws/k8s/launchSpec?oceanId={cluster}&accountId={aws}"
+        ))
+        .await,
+    ));
+    let gke_cluster = first_id(&flat_gke_ids, "cluster");
+    let mut gke_groups = get(format!(
+        "/ocean/gcp/k8s/launchSpec?oceanId={gke_cluster}&accountId={gcp}"
+    ))
+    .await;
+    for item in gke_groups["response"]["items"].as_array_mut().unwrap() {
+        *item = json!({ "launchSpec": item.clone() });
+    }
+    samples.push(nonempty(Decoder::GkeNodeGroupsWrapped, gke_groups));
+    samples.push(nonempty(
+        Decoder::AksNodeGroups,
+        get(format!(
+            "/ocean/azure/np/virtualNodeGroup?oceanId={aks_cluster}&accountId={azure}"
+        ))
+        .await,
     ));
     samples.push(nonempty(
         Decoder::AggregatedCosts,
@@ -1205,4 +1249,88 @@ async fn an_unknown_cloud_is_never_read_as_aws() {
         assert!(error.to_string().contains("act-1"), "{error}");
     }
     assert!(local.seen().is_empty(), "{:?}", local.seen());
+}
+
+async fn extract_node_groups(local: &Local, dir: &std::path::Path) -> Result<u64, String> {
+    let context = ExtractContext::new(local.client(), Lake::new(dir), Vec::new());
+    let unit = Unit {
+        dataset: Dataset::OceanVirtualNodeGroups,
+        account: Some(AccountRef {
+            id: ACCOUNT.into(),
+            name: None,
+            cloud: Cloud::Aws,
+        }),
+        day: usage_day(),
+    };
+    extract_unit(&context, &unit, &[])
+        .await
+        .map(|written| written.rows)
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_groups_are_tied_to_the_cluster_they_name_and_a_missing_listing_holds_nothing_up() {
+    let local = Local::start().await;
+    let clusters = json_200(
+        "/ocean/aws/k8s/cluster",
+        envelope(json!([{"id": "o-1", "name": "prod"}, {"id": "o-2", "name": "dev"}])).to_string(),
+    );
+    // An answer that ignores `oceanId` and lists the account's groups for every cluster.
+    local.answer(vec![
+        clusters.clone(),
+        json_200(
+            "/ocean/aws/k8s/launchSpec",
+            envelope(json!([
+                {"id": "ols-1", "oceanId": "o-1", "name": "general"},
+                {"launchSpec": {"id": "ols-2", "oceanId": "o-2", "name": "gpu"}},
+            ]))
+            .to_string(),
+        ),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(extract_node_groups(&local, dir.path()).await, Ok(2));
+    let rows = keyed_numbers(
+        &duckdb(),
+        &format!(
+            "select cluster_id || '/' || node_group_id || '/' || node_group_name, 1.0 from {} order by all",
+            dataset_sql(dir.path(), "ocean_virtual_node_groups")
+        ),
+    );
+    assert_eq!(
+        rows,
+        vec![
+            ("o-1/ols-1/general".to_owned(), 1.0),
+            ("o-2/ols-2/gpu".to_owned(), 1.0)
+        ]
+    );
+    assert!(
+        local
+            .seen()
+            .iter()
+            .any(|t| t.contains("/ocean/aws/k8s/launchSpec?oceanId=o-2&accountId=")),
+        "{:?}",
+        local.seen()
+    );
+
+    // An API without the listing (404): no rows, and no error.
+    local.answer(vec![clusters.clone()]);
+    assert_eq!(extract_node_groups(&local, dir.path()).await, Ok(0));
+
+    // A group listed twice with different names is refused, naming the endpoint.
+    local.answer(vec![
+        clusters,
+        json_200(
+            "/ocean/aws/k8s/launchSpec",
+            envelope(json!([
+                {"id": "ols-1", "oceanId": "o-1", "name": "general"},
+                {"id": "ols-1", "oceanId": "o-1", "name": "renamed"},
+            ]))
+            .to_string(),
+        ),
+    ]);
+    let error = extract_node_groups(&local, dir.path()).await.unwrap_err();
+    assert!(
+        error.contains("/ocean/aws/k8s/launchSpec") && error.contains("ols-1"),
+        "{error}"
+    );
 }
