@@ -7,7 +7,7 @@
 -- column resource_type: Type of the changed resource, as Spot names it (Elastigroup, OceanCluster, …).
 -- column resource_id: Id of the changed resource.
 -- column action_type: Spot's name for the action, e.g. `Update group`.
--- column change: What the request body set, in words (e.g. `capacity target to 20`); null when it sets none of the capacity and spot-share settings spotcost reads.
+-- column settings: What the request body set, as a list of `{setting, value}` in a fixed order (e.g. `[{'setting': 'capacity target', 'value': 20}]`); empty when it sets none of the settings spotcost reads (capacity target, minimum and maximum, spot percentage, a virtual node group's minimum and maximum instances).
 with
 
 events as (
@@ -35,12 +35,18 @@ changes as (
 ),
 
 settings as (
+    -- Only digits are taken; a number too large for a bigint is left out.
     select
         *,
-        nullif(regexp_extract(body, '"capacity"\s*:\s*\{[^{}]*"target"\s*:\s*"?([0-9]+)', 1), '') as capacity_target,
-        nullif(regexp_extract(body, '"capacity"\s*:\s*\{[^{}]*"minimum"\s*:\s*"?([0-9]+)', 1), '') as capacity_minimum,
-        nullif(regexp_extract(body, '"capacity"\s*:\s*\{[^{}]*"maximum"\s*:\s*"?([0-9]+)', 1), '') as capacity_maximum,
-        nullif(regexp_extract(body, '"(spotPercentage|risk)"\s*:\s*"?([0-9]+)', 2), '') as spot_percentage,
+        list_filter([
+            {'setting': 'capacity target', 'value': try_cast(nullif(regexp_extract(body, '"capacity"\s*:\s*\{[^{}]*"target"\s*:\s*"?([0-9]+)', 1), '') as bigint)},
+            {'setting': 'capacity minimum', 'value': try_cast(nullif(regexp_extract(body, '"capacity"\s*:\s*\{[^{}]*"minimum"\s*:\s*"?([0-9]+)', 1), '') as bigint)},
+            {'setting': 'capacity maximum', 'value': try_cast(nullif(regexp_extract(body, '"capacity"\s*:\s*\{[^{}]*"maximum"\s*:\s*"?([0-9]+)', 1), '') as bigint)},
+            {'setting': 'spot percentage', 'value': try_cast(nullif(regexp_extract(body, '"(spotPercentage|risk)"\s*:\s*"?([0-9]+)', 2), '') as bigint)},
+            -- A virtual node group's instance limits (`launchSpec.resourceLimits`).
+            {'setting': 'minimum instances', 'value': try_cast(nullif(regexp_extract(body, '"minInstanceCount"\s*:\s*"?([0-9]+)', 1), '') as bigint)},
+            {'setting': 'maximum instances', 'value': try_cast(nullif(regexp_extract(body, '"maxInstanceCount"\s*:\s*"?([0-9]+)', 1), '') as bigint)},
+        ], lambda setting: setting.value is not null) as settings,
     from changes
 ),
 
@@ -53,13 +59,7 @@ final as (
         resource_type,
         resource_id,
         action_type,
-        nullif(concat_ws(
-            ', ',
-            'capacity target to ' || capacity_target,
-            'capacity minimum to ' || capacity_minimum,
-            'capacity maximum to ' || capacity_maximum,
-            'spot percentage to ' || spot_percentage
-        ), '') as change,
+        settings,
     from settings
 )
 

@@ -11,7 +11,7 @@
 -- column actual_usd: The cost that day, USD.
 -- column delta_usd: actual_usd minus expected_usd.
 -- column delta_relative: delta_usd as a fraction of expected_usd (0.8 = 80 % more); null when nothing was expected.
--- column cause: In words, the successful configuration change most likely behind the anomaly, from its audit event; null when no change was made to the scope's resources in the 48 hours before the day ended.
+-- column cause: In words, the successful configuration change most likely behind the anomaly, from its audit event, with what each setting was before when the audit log or an Elastigroup snapshot of the anomaly_baseline_days that end on the change's day tells (`capacity target from 5 to 40`); null when no change was made to the scope's resources (for a namespace: its cluster and the cluster's virtual node groups) in the 48 hours before the day ended.
 -- column cause_user_name: Who made that change.
 -- column cause_event_at: When the change was made (UTC).
 -- column cause_resource_type: Type of the changed resource, as Spot names it.
@@ -130,12 +130,32 @@ anomalies as (
         and abs(cost_usd - expected_usd) > anomaly_min_usd
 ),
 
+node_group_clusters as (
+    -- Each virtual node group's cluster, as its latest snapshot lists it (a group never moves, so
+    -- days computed before that snapshot stay right).
+    select node_group_id, arg_max(cluster_id, snapshot_day) as cluster_id,
+    from stg_spot__ocean_virtual_node_groups
+    group by node_group_id
+),
+
 changes as (
-    -- Each change with the days whose 48 hours before their end it falls in: its own and the next.
+    -- Each change with the days whose 48 hours before their end it falls in (its own and the
+    -- next), and the Ocean cluster it changed: the cluster itself, or a virtual node group's.
     select
-        *,
-        unnest([day, cast(day + 1 as date)]) as anomaly_day,
+        int_audit_changes.*,
+        node_group_clusters.cluster_id as node_group_cluster_id,
+        coalesce(node_group_clusters.cluster_id, int_audit_changes.resource_id) as changed_cluster_id,
+        -- Audit events carry no id; this tells changes apart (identical events are one change).
+        hash(
+            int_audit_changes.event_at,
+            int_audit_changes.resource_id,
+            int_audit_changes.user_name,
+            int_audit_changes.action_type,
+            int_audit_changes.settings
+        ) as change_key,
+        unnest([int_audit_changes.day, cast(int_audit_changes.day + 1 as date)]) as anomaly_day,
     from int_audit_changes
+    left join node_group_clusters on node_group_clusters.node_group_id = int_audit_changes.resource_id
 ),
 
 resource_costs as (
@@ -154,7 +174,8 @@ resource_costs as (
 
 candidates as (
     -- A change to the scope's resources in the 48 hours before the anomalous day ended: for the
-    -- account scope any resource of the account, for a namespace its cluster.
+    -- account scope any resource of the account, for a namespace its cluster or one of the
+    -- cluster's virtual node groups.
     select
         anomalies.day,
         anomalies.scope,
@@ -162,13 +183,15 @@ candidates as (
         anomalies.cluster_id,
         anomalies.namespace,
         anomalies.delta_usd,
+        changes.change_key,
         changes.day as change_day,
         changes.event_at,
         changes.user_name,
         changes.resource_type,
         changes.resource_id,
+        changes.node_group_cluster_id,
         changes.action_type,
-        changes.change,
+        changes.settings,
         -- How far the changed resource's own cost moved, in the anomaly's direction, from the
         -- day before the 48 hours to the anomalous day.
         sign(anomalies.delta_usd) * (after.cost_usd - coalesce(before.cost_usd, 0)) as resource_move_usd,
@@ -177,7 +200,7 @@ candidates as (
         on changes.anomaly_day = anomalies.day
         and (
             (anomalies.scope = 'account' and changes.account_id = anomalies.account_id)
-            or (anomalies.scope = 'namespace' and changes.resource_id = anomalies.cluster_id)
+            or (anomalies.scope = 'namespace' and changes.changed_cluster_id = anomalies.cluster_id)
         )
     left join resource_costs as after
         on after.resource_id = changes.resource_id and after.day = anomalies.day
@@ -185,18 +208,110 @@ candidates as (
         on before.resource_id = changes.resource_id and before.day = anomalies.day - 2
 ),
 
-ranked as (
-    -- The most relevant change: the one whose resource's cost moved most the anomaly's way, then
-    -- the latest.
+candidate_settings as (
+    -- Each setting a candidate change made, in the order it names them.
+    select distinct
+        change_key,
+        change_day,
+        event_at,
+        resource_id,
+        unnest(settings) as setting,
+        generate_subscripts(settings, 1) as position,
+    from candidates
+),
+
+known_settings as (
+    -- What the candidates' resources were set to, and since when: by an audited change (from its
+    -- time) or as an Elastigroup snapshot showed them (from the start of its day, the earliest it
+    -- can have been taken).
+    select resource_id, day as known_day, event_at as known_at, 1 as source_rank, setting,
+    from (
+        select resource_id, day, event_at, unnest(settings) as setting,
+        from int_audit_changes
+        where resource_id in (select resource_id from candidate_settings)
+    )
+    union all
+    select resource_id, snapshot_day, cast(snapshot_day as timestamptz), 0, setting,
+    from (
+        select
+            resource_id,
+            snapshot_day,
+            unnest([
+                {'setting': 'capacity target', 'value': capacity_target},
+                {'setting': 'capacity minimum', 'value': capacity_minimum},
+                {'setting': 'capacity maximum', 'value': capacity_maximum},
+                {'setting': 'spot percentage', 'value': case
+                    when spot_percentage = round(spot_percentage) then cast(spot_percentage as bigint)
+                end},
+            ]) as setting,
+        from stg_spot__elastigroups
+        where resource_id in (select resource_id from candidate_settings)
+    )
+    where setting.value is not null
+),
+
+previous_settings as (
+    -- The value each setting had before the change: the latest known from a change made earlier or
+    -- from a snapshot of an earlier day (one of the same day may have been taken after it), within
+    -- the anomaly_baseline_days that end on the change's day (so an incremental build, which
+    -- recomputes that many days after a changed one, finds the same).
     select
-        *,
+        candidate_settings.change_key,
+        candidate_settings.position,
+        arg_max(known_settings.setting.value, {'at': known_settings.known_at, 'source': known_settings.source_rank}) as previous_value,
+    from candidate_settings
+    cross join settings
+    inner join known_settings
+        on known_settings.resource_id = candidate_settings.resource_id
+        and known_settings.setting.setting = candidate_settings.setting.setting
+        and known_settings.known_at < candidate_settings.event_at
+        and (known_settings.source_rank = 1 or known_settings.known_day < candidate_settings.change_day)
+        and known_settings.known_day > candidate_settings.change_day - settings.anomaly_baseline_days
+    group by all
+),
+
+change_words as (
+    -- "capacity target from 5 to 40, capacity maximum to 40" (an earlier value when known), and
+    -- whether the change is known to have left every setting as it was.
+    select
+        candidate_settings.change_key,
+        string_agg(
+            candidate_settings.setting.setting
+            || coalesce(' from ' || previous_settings.previous_value, '')
+            || ' to ' || candidate_settings.setting.value,
+            ', '
+            order by candidate_settings.position
+        ) as change,
+        bool_and(coalesce(previous_settings.previous_value = candidate_settings.setting.value, false)) as changed_nothing,
+    from candidate_settings
+    left join previous_settings
+        on previous_settings.change_key = candidate_settings.change_key
+        and previous_settings.position = candidate_settings.position
+    group by all
+),
+
+ranked as (
+    -- The most relevant change: one known to have changed something (a change that set every
+    -- setting to the value it had comes last), then the one whose resource's cost moved most the
+    -- anomaly's way, then the latest.
+    select
+        candidates.*,
+        change_words.change,
         count(*) over anomaly as related_changes,
         row_number() over (
             anomaly
-            order by resource_move_usd desc nulls last, event_at desc, resource_id, user_name
+            order by
+                coalesce(change_words.changed_nothing, false),
+                resource_move_usd desc nulls last,
+                event_at desc,
+                resource_id,
+                user_name
         ) as relevance_rank,
     from candidates
-    window anomaly as (partition by day, scope, account_id, cluster_id, namespace)
+    left join change_words on change_words.change_key = candidates.change_key
+    window anomaly as (
+        partition by candidates.day, candidates.scope, candidates.account_id, candidates.cluster_id, candidates.namespace
+    )
 ),
 
 causes as (
@@ -212,12 +327,14 @@ causes as (
                 when change is not null then 'changed '
                 else 'did "' || action_type || '" on '
             end
-            || case resource_type
-                when 'OceanCluster' then 'Ocean cluster'
-                when 'ManagedInstance' then 'Managed Instance'
+            || case
+                when node_group_cluster_id is not null then 'Ocean virtual node group'
+                when resource_type = 'OceanCluster' then 'Ocean cluster'
+                when resource_type = 'ManagedInstance' then 'Managed Instance'
                 else resource_type
             end
             || ' ' || resource_id
+            || coalesce(' (cluster ' || node_group_cluster_id || ')', '')
             || coalesce(' ' || change, '') as cause,
         user_name as cause_user_name,
         event_at as cause_event_at,

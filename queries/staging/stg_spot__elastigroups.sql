@@ -1,4 +1,4 @@
--- Elastigroup and EMR scaler snapshots: where each group runs and its tags. grain: one row per group × snapshot day.
+-- Elastigroup and EMR scaler snapshots: where each group runs, its tags and its capacity settings. grain: one row per group × snapshot day.
 select
     day as snapshot_day,
     account_id,
@@ -6,4 +6,8 @@ select
     group_name as resource_name,
     region,
     tags,
+    capacity_target,
+    capacity_minimum,
+    capacity_maximum,
+    spot_percentage,
 from raw_spot__elastigroups

@@ -1616,7 +1616,9 @@ impl Organisation {
                             group.id.clone(),
                             Some(account.id.clone()),
                             format!("/aws/ec2/group/{}", group.id),
-                            serde_json::json!({ "group": { "capacity": { "target": group.capacity_target + 1 } } }),
+                            // Re-applies the group's target, as a Terraform apply does: audited,
+                            // no effect on its instances or costs.
+                            serde_json::json!({ "group": { "capacity": { "target": self.group_capacity(group, created_at).0 } } }),
                         )
                     }
                     2 if !account.clusters.is_empty() => {
@@ -1678,10 +1680,17 @@ impl Organisation {
                 Cloud::Gcp => format!("/gcp/gce/group/{}", change.group_id),
                 _ => format!("/aws/ec2/group/{}", change.group_id),
             };
-            // A raise beyond the maximum sets the maximum too; a lowering leaves it.
+            // A raise beyond the maximum sets the maximum too, and its lowering sets it back, as
+            // the group's listing shows.
             let capacity = match self.find_group(&change.group_id) {
                 Some((_, group)) if change.to_target > group.capacity_maximum => {
                     serde_json::json!({ "target": change.to_target, "maximum": change.to_target })
+                }
+                Some((_, group)) if change.from_target > group.capacity_maximum => {
+                    serde_json::json!({
+                        "target": change.to_target,
+                        "maximum": group.capacity_maximum,
+                    })
                 }
                 _ => serde_json::json!({ "target": change.to_target }),
             };

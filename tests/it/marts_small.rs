@@ -1391,12 +1391,22 @@ fn hours_before_end_of(day: u32, hours: i64) -> chrono::DateTime<chrono::Utc> {
 /// - act-1: 100 a day, 180 on Monday the 15th (the one anomaly); the day before, u47 raised sig-1
 ///   (47 hours before the 15th ended; its cost rose) and, later, u-late changed sig-3 (whose
 ///   cost did not move); u49's change 49 hours before is too early, a failed call and a
-///   sign-in are no changes.
+///   sign-in are no changes. What u47 changed from: the target u-prev set on the 12th (later
+///   than the snapshot of the 10th), the maximum from that snapshot; the minimum is unknown: the
+///   snapshot of the 14th may have been taken after the change, and the one of May 31 is older
+///   than the 14 days that end on the change's day.
 /// - act-2: 100 a day, 140 on the 15th: 40 % is below the relative threshold.
 /// - act-3: 10 a day, 19.9 on the 15th: 9.9 USD is below the absolute threshold.
 /// - act-4: 100 on weekdays, 20 at weekends: a weekly pattern, never flagged.
 /// - act-5: one Ocean cluster o-5 with one namespace web, 50 a day and 120 on Tuesday the
 ///   16th, the day u-ocean raised the cluster: an anomaly in the namespace and the account.
+///   u-noop's later change that day set the spot percentage to the 100 it set on the 10th: it
+///   changed nothing, so it is not the cause though it is the latest.
+/// - act-6: Ocean clusters o-6 (namespace api, 40 a day, 110 on Wednesday the 17th) and o-7
+///   (namespace batch, 30 a day). The day before, u-vng raised the instance limit of o-6's virtual
+///   node group ols-6 (whose nodes' cost rose) from the 6 u-vng set on the 5th; on the 17th
+///   u-other changed o-7's group ols-7. The namespace's cause is ols-6, the one change in its
+///   cluster; the account's is ols-6 too, of two.
 fn anomaly_lake(dir: &Path) {
     let mut rows = Vec::new();
     for day in 1..=21 {
@@ -1431,6 +1441,57 @@ fn anomaly_lake(dir: &Path) {
             [ocean, 0.0, 0.0],
             ocean,
         ));
+        let api = if day == 17 { 110.0 } else { 40.0 };
+        rows.push(account_cost(&d, "act-6", api + 30.0));
+        for (cluster, namespace, cost) in [("o-6", "api", api), ("o-7", "batch", 30.0)] {
+            rows.push(ocean_cost(
+                &d,
+                "act-6",
+                cluster,
+                "workload",
+                Some(namespace),
+                Some("backend"),
+                [cost, 0.0, 0.0],
+                cost,
+            ));
+        }
+    }
+    for (group, cluster) in [("ols-6", "o-6"), ("ols-7", "o-7")] {
+        rows.push(
+            Row::new(Dataset::OceanVirtualNodeGroups, &june(21), "act-6")
+                .with("account_id", "act-6")
+                .with("cluster_id", cluster)
+                .with("node_group_id", group)
+                .with("cloud", "aws"),
+        );
+    }
+    // The node group's own nodes, from the instance-cost export.
+    for (day, cost) in [(15, 5.0), (17, 60.0)] {
+        rows.push(instance_cost(
+            &june(day),
+            "act-6",
+            Some("ols-6"),
+            Some("K8S"),
+            Some(cost),
+            Some(cost),
+        ));
+    }
+    // sig-1's snapshots.
+    for (day, minimum, target, maximum) in [
+        ("2026-05-31".to_string(), Some(1_i64), 99_i64, 99_i64),
+        (june(10), None, 2, 8),
+        (june(14), Some(5), 7, 20),
+    ] {
+        rows.push(
+            Row::new(Dataset::Elastigroups, &day, "act-1")
+                .with("account_id", "act-1")
+                .with("group_id", "sig-1")
+                .with("cloud", "aws")
+                .with("product", "elastigroup")
+                .with("capacity_minimum", minimum)
+                .with("capacity_target", target)
+                .with("capacity_maximum", maximum),
+        );
     }
     // The changed groups' own costs, from the instance-cost export.
     for (day, sig1, sig3) in [(13, 10.0, 5.0), (15, 90.0, 5.0)] {
@@ -1458,7 +1519,15 @@ fn anomaly_lake(dir: &Path) {
             "act-1",
             "u47@example.com",
             group("sig-1"),
-            r#"{"group":{"capacity":{"target":10}}}"#,
+            r#"{"group":{"capacity":{"target":10,"minimum":2,"maximum":12}}}"#,
+            200,
+        ),
+        change_event(
+            hours_before_end_of(12, 10),
+            "act-1",
+            "u-prev@example.com",
+            group("sig-1"),
+            r#"{"group":{"capacity":{"target":3}}}"#,
             200,
         ),
         change_event(
@@ -1501,6 +1570,46 @@ fn anomaly_lake(dir: &Path) {
             r#"{"cluster":{"capacity":{"minimum":4,"target":8}}}"#,
             200,
         ),
+        change_event(
+            hours_before_end_of(10, 12),
+            "act-5",
+            "u-noop@example.com",
+            ("OceanCluster", "o-5", "Update cluster"),
+            r#"{"cluster":{"strategy":{"spotPercentage":100}}}"#,
+            200,
+        ),
+        change_event(
+            hours_before_end_of(16, 6),
+            "act-5",
+            "u-noop@example.com",
+            ("OceanCluster", "o-5", "Update cluster"),
+            r#"{"cluster":{"strategy":{"spotPercentage":100}}}"#,
+            200,
+        ),
+        change_event(
+            hours_before_end_of(17, 30),
+            "act-6",
+            "u-vng@example.com",
+            ("OceanLaunchSpec", "ols-6", "Update launch spec"),
+            r#"{"launchSpec":{"resourceLimits":{"maxInstanceCount":12}}}"#,
+            200,
+        ),
+        change_event(
+            hours_before_end_of(5, 12),
+            "act-6",
+            "u-vng@example.com",
+            ("OceanLaunchSpec", "ols-6", "Update launch spec"),
+            r#"{"launchSpec":{"resourceLimits":{"maxInstanceCount":6}}}"#,
+            200,
+        ),
+        change_event(
+            hours_before_end_of(17, 20),
+            "act-6",
+            "u-other@example.com",
+            ("OceanLaunchSpec", "ols-7", "Update launch spec"),
+            r#"{"launchSpec":{"resourceLimits":{"minInstanceCount":1}}}"#,
+            200,
+        ),
     ]);
     write_lake(dir, &rows);
 }
@@ -1523,7 +1632,7 @@ fn cost_anomalies_flag_departures_from_the_baseline_with_their_cause() {
         vec![
             row(
                 &[&june(15), "account", "act-1", "NULL", "NULL",
-                  "the day before, u47@example.com changed Elastigroup sig-1 capacity target to 10",
+                  "the day before, u47@example.com changed Elastigroup sig-1 capacity target from 3 to 10, capacity minimum to 2, capacity maximum from 8 to 12",
                   "u47@example.com", "sig-1", "2026-06-14 01:00"],
                 &[100.0, 180.0, 80.0, 0.8, 2.0],
             ),
@@ -1531,13 +1640,25 @@ fn cost_anomalies_flag_departures_from_the_baseline_with_their_cause() {
                 &[&june(16), "account", "act-5", "NULL", "NULL",
                   "that day, u-ocean@example.com changed Ocean cluster o-5 capacity target to 8, capacity minimum to 4",
                   "u-ocean@example.com", "o-5", "2026-06-16 08:00"],
-                &[50.0, 120.0, 70.0, 1.4, 1.0],
+                &[50.0, 120.0, 70.0, 1.4, 2.0],
             ),
             row(
                 &[&june(16), "namespace", "act-5", "o-5", "web",
                   "that day, u-ocean@example.com changed Ocean cluster o-5 capacity target to 8, capacity minimum to 4",
                   "u-ocean@example.com", "o-5", "2026-06-16 08:00"],
-                &[50.0, 120.0, 70.0, 1.4, 1.0],
+                &[50.0, 120.0, 70.0, 1.4, 2.0],
+            ),
+            row(
+                &[&june(17), "account", "act-6", "NULL", "NULL",
+                  "the day before, u-vng@example.com changed Ocean virtual node group ols-6 (cluster o-6) maximum instances from 6 to 12",
+                  "u-vng@example.com", "ols-6", "2026-06-16 18:00"],
+                &[70.0, 140.0, 70.0, 1.0, 2.0],
+            ),
+            row(
+                &[&june(17), "namespace", "act-6", "o-6", "api",
+                  "the day before, u-vng@example.com changed Ocean virtual node group ols-6 (cluster o-6) maximum instances from 6 to 12",
+                  "u-vng@example.com", "ols-6", "2026-06-16 18:00"],
+                &[40.0, 110.0, 70.0, 1.75, 1.0],
             ),
         ],
     );
@@ -1570,7 +1691,8 @@ fn cost_anomalies_flag_departures_from_the_baseline_with_their_cause() {
             "act-1 2026-06-15",
             "act-2 2026-06-15",
             "act-3 2026-06-15",
-            "act-5 2026-06-16"
+            "act-5 2026-06-16",
+            "act-6 2026-06-17"
         ]
     );
 }
