@@ -19,6 +19,46 @@ pub(crate) fn column(name: &str, data_type: DataType, nullable: bool, descriptio
     )]))
 }
 
+/// `snapshot_date`, the first column of every snapshot dataset.
+pub(crate) fn snapshot_date_column() -> Field {
+    column(
+        "snapshot_date",
+        DataType::Date32,
+        false,
+        "The UTC day this snapshot was taken (also the `day=` partition).",
+    )
+}
+
+/// `account_id`, as every dataset extracted per account has it.
+pub(crate) fn account_id_column() -> Field {
+    column(
+        "account_id",
+        DataType::Utf8,
+        false,
+        "Spot account id (`act-…`).",
+    )
+}
+
+/// `created_at`, as Spot reports it for a resource.
+pub(crate) fn created_at_column() -> Field {
+    column(
+        "created_at",
+        timestamp_type(),
+        true,
+        "When the resource was created in Spot (UTC).",
+    )
+}
+
+/// `updated_at`, as Spot reports it for a resource.
+pub(crate) fn updated_at_column() -> Field {
+    column(
+        "updated_at",
+        timestamp_type(),
+        true,
+        "When the resource was last changed in Spot (UTC).",
+    )
+}
+
 pub(crate) fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }

@@ -22,12 +22,7 @@ pub fn schema() -> SchemaRef {
             false,
             "The UTC day the cost was incurred (also the `day=` partition).",
         ),
-        column(
-            "account_id",
-            DataType::Utf8,
-            false,
-            "Spot account id (`act-…`).",
-        ),
+        account_id_column(),
         column(
             "cloud",
             DataType::Utf8,

@@ -14,18 +14,8 @@ pub const GRAIN: &str = "One row per group (or EMR scaler) per snapshot day.";
 /// The declared Arrow schema; every column carries its description (see SCHEMA.md).
 pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
-        column(
-            "snapshot_date",
-            DataType::Date32,
-            false,
-            "The UTC day this snapshot was taken (also the `day=` partition).",
-        ),
-        column(
-            "account_id",
-            DataType::Utf8,
-            false,
-            "Spot account id (`act-…`).",
-        ),
+        snapshot_date_column(),
+        account_id_column(),
         column(
             "group_id",
             DataType::Utf8,
@@ -95,18 +85,8 @@ pub fn schema() -> SchemaRef {
             true,
             "Launch-specification tags (AWS) or labels (GCP) as a map (`tags['team']`).",
         ),
-        column(
-            "created_at",
-            timestamp_type(),
-            true,
-            "When the resource was created in Spot (UTC).",
-        ),
-        column(
-            "updated_at",
-            timestamp_type(),
-            true,
-            "When the resource was last changed in Spot (UTC).",
-        ),
+        created_at_column(),
+        updated_at_column(),
     ]))
 }
 

@@ -17,7 +17,7 @@ pub const GRAIN: &str = "One row per instance per usage day (the export is asked
 pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         column("usage_date", DataType::Date32, false, "The UTC day the cost was incurred (also the `day=` partition)."),
-        column("account_id", DataType::Utf8, false, "Spot account id (`act-…`)."),
+        account_id_column(),
         column("account_name", DataType::Utf8, true, "Account name."),
         column("export_row_id", DataType::Utf8, true, "Row id of the export (not stable across exports)."),
         column("resource_id", DataType::Utf8, true, "The Elastigroup, EMR scaler, managed instance or Ocean virtual node group the instance belongs to."),

@@ -12,18 +12,8 @@ pub const GRAIN: &str = "One row per Ocean cluster per snapshot day.";
 /// The declared Arrow schema; every column carries its description (see SCHEMA.md).
 pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
-        column(
-            "snapshot_date",
-            DataType::Date32,
-            false,
-            "The UTC day this snapshot was taken (also the `day=` partition).",
-        ),
-        column(
-            "account_id",
-            DataType::Utf8,
-            false,
-            "Spot account id (`act-…`).",
-        ),
+        snapshot_date_column(),
+        account_id_column(),
         column(
             "cluster_id",
             DataType::Utf8,
@@ -55,18 +45,8 @@ pub fn schema() -> SchemaRef {
             true,
             "The GKE or AKS cluster name (null for EKS).",
         ),
-        column(
-            "created_at",
-            timestamp_type(),
-            true,
-            "When the resource was created in Spot (UTC).",
-        ),
-        column(
-            "updated_at",
-            timestamp_type(),
-            true,
-            "When the resource was last changed in Spot (UTC).",
-        ),
+        created_at_column(),
+        updated_at_column(),
     ]))
 }
 

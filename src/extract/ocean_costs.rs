@@ -18,7 +18,7 @@ pub const GRAIN: &str = "One row per cluster × usage day × namespace × worklo
 pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         column("usage_date", DataType::Date32, false, "The UTC day the cost was incurred (also the `day=` partition)."),
-        column("account_id", DataType::Utf8, false, "Spot account id (`act-…`)."),
+        account_id_column(),
         column("cluster_id", DataType::Utf8, false, "Ocean cluster id (`o-…`)."),
         column("cluster_name", DataType::Utf8, true, "Ocean cluster name as listed on the run day."),
         column("cloud", DataType::Utf8, false, "Cloud of the account: `aws`, `gcp` or `azure`."),

@@ -13,18 +13,8 @@ pub const GRAIN: &str = "One row per resource per snapshot day.";
 /// The declared Arrow schema; every column carries its description (see SCHEMA.md).
 pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
-        column(
-            "snapshot_date",
-            DataType::Date32,
-            false,
-            "The UTC day this snapshot was taken (also the `day=` partition).",
-        ),
-        column(
-            "account_id",
-            DataType::Utf8,
-            false,
-            "Spot account id (`act-…`).",
-        ),
+        snapshot_date_column(),
+        account_id_column(),
         column(
             "resource_type",
             DataType::Utf8,
