@@ -1,4 +1,4 @@
--- Successful configuration changes from the audit log, each with what it set in words, kept so that anomaly causes need not reread the lake. grain: one row per audit event.
+-- Successful configuration changes from the audit log, each with the settings it set, kept so that anomaly causes need not reread the lake. grain: one row per audit event.
 -- incremental: day
 -- column day: The UTC day of the change.
 -- column event_at: When the change was made (UTC).
