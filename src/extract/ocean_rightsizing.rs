@@ -14,7 +14,7 @@ pub const GRAIN: &str = "One row per cluster × workload × container per snapsh
 /// The declared Arrow schema; every column carries its description (see SCHEMA.md).
 pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
-        column("snapshot_date", DataType::Date32, false, "The UTC day this snapshot was taken (also the `day=` partition)."),
+        snapshot_date_column(),
         account_id_column(),
         column("cluster_id", DataType::Utf8, false, "Ocean cluster id (`o-…`)."),
         column("api_version", DataType::Utf8, false, "`v2` (`/ocean/{id}/rightSizing/recommendations`) or `v1` (`…/rightSizing/suggestion`)."),

@@ -4,8 +4,8 @@
 //! - [`org`]: the organisation's structure and its ground truth (costs as a pure function of
 //!   seed, resource id and day, in integer micro-USD);
 //! - `routes`: the HTTP pipeline (scripted faults → auth → rate limit → random faults → route) and
-//!   the JSON shapes of the non-Ocean routes; `ocean`: Ocean listings, aggregatedCosts and
-//!   right-sizing; `export`: the streamed instance-costs CSV;
+//!   the JSON shapes of the non-Ocean routes; `ocean`: Ocean cluster and virtual node group
+//!   listings, aggregatedCosts and right-sizing; `export`: the streamed instance-costs CSV;
 //! - `limits`: the rate limiter, scripted faults and random fault choice; [`rng`]: SplitMix64 and FNV-1a;
 //! - `hostile`: the hostile-names mode ([`SimConfig::hostile_names`]).
 //!

@@ -1,4 +1,4 @@
-//! Ocean routes of the simulator: cluster listings, `aggregatedCosts` (grouped by namespace or namespace label, optionally filtered) and right-sizing (v1 suggestions, v2 recommendations); every figure comes from `Organisation::cluster_day` and `rightsizing`, so the JSON reconciles with the ground truth exactly.
+//! Ocean routes of the simulator: cluster and virtual node group listings, `aggregatedCosts` (grouped by namespace or namespace label, optionally filtered) and right-sizing (v1 suggestions, v2 recommendations); every figure comes from `Organisation::cluster_day` and `rightsizing`, so the JSON reconciles with the ground truth exactly.
 
 use std::collections::BTreeMap;
 

@@ -1008,10 +1008,15 @@ fn detailed_item(instance: &str, spot: bool, actual: f64) -> Value {
     item
 }
 
-async fn extract_elastigroup_costs(local: &Local, dir: &std::path::Path) -> Result<(), String> {
+/// Extracts one dataset's unit for the AWS account on the usage day; the rows it wrote.
+async fn extract_aws_unit(
+    local: &Local,
+    dir: &std::path::Path,
+    dataset: Dataset,
+) -> Result<u64, String> {
     let context = ExtractContext::new(local.client(), Lake::new(dir), Vec::new());
     let unit = Unit {
-        dataset: Dataset::ElastigroupCosts,
+        dataset,
         account: Some(AccountRef {
             id: ACCOUNT.into(),
             name: None,
@@ -1021,7 +1026,7 @@ async fn extract_elastigroup_costs(local: &Local, dir: &std::path::Path) -> Resu
     };
     extract_unit(&context, &unit, &[])
         .await
-        .map(drop)
+        .map(|written| written.rows)
         .map_err(|e| e.to_string())
 }
 
@@ -1049,7 +1054,9 @@ async fn a_group_listed_twice_and_an_item_repeated_are_counted_once() {
         ]),
     ));
     let dir = tempfile::tempdir().unwrap();
-    extract_elastigroup_costs(&local, dir.path()).await.unwrap();
+    extract_aws_unit(&local, dir.path(), Dataset::ElastigroupCosts)
+        .await
+        .unwrap();
     // One group, so one cost call: the detailed route, whose spot instances give the spot share.
     assert_eq!(
         local.seen().iter().filter(|t| t.contains("/costs")).count(),
@@ -1073,7 +1080,7 @@ async fn a_group_listed_twice_and_an_item_repeated_are_counted_once() {
             detailed_item("i-2", false, 4.5)
         ]),
     ));
-    let error = extract_elastigroup_costs(&local, dir.path())
+    let error = extract_aws_unit(&local, dir.path(), Dataset::ElastigroupCosts)
         .await
         .unwrap_err();
     assert!(
@@ -1251,23 +1258,6 @@ async fn an_unknown_cloud_is_never_read_as_aws() {
     assert!(local.seen().is_empty(), "{:?}", local.seen());
 }
 
-async fn extract_node_groups(local: &Local, dir: &std::path::Path) -> Result<u64, String> {
-    let context = ExtractContext::new(local.client(), Lake::new(dir), Vec::new());
-    let unit = Unit {
-        dataset: Dataset::OceanVirtualNodeGroups,
-        account: Some(AccountRef {
-            id: ACCOUNT.into(),
-            name: None,
-            cloud: Cloud::Aws,
-        }),
-        day: usage_day(),
-    };
-    extract_unit(&context, &unit, &[])
-        .await
-        .map(|written| written.rows)
-        .map_err(|e| e.to_string())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_groups_are_tied_to_the_cluster_they_name_and_a_missing_listing_holds_nothing_up() {
     let local = Local::start().await;
@@ -1288,7 +1278,10 @@ async fn node_groups_are_tied_to_the_cluster_they_name_and_a_missing_listing_hol
         ),
     ]);
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(extract_node_groups(&local, dir.path()).await, Ok(2));
+    assert_eq!(
+        extract_aws_unit(&local, dir.path(), Dataset::OceanVirtualNodeGroups).await,
+        Ok(2)
+    );
     let rows = keyed_numbers(
         &duckdb(),
         &format!(
@@ -1314,7 +1307,10 @@ async fn node_groups_are_tied_to_the_cluster_they_name_and_a_missing_listing_hol
 
     // An API without the listing (404): no rows, and no error.
     local.answer(vec![clusters.clone()]);
-    assert_eq!(extract_node_groups(&local, dir.path()).await, Ok(0));
+    assert_eq!(
+        extract_aws_unit(&local, dir.path(), Dataset::OceanVirtualNodeGroups).await,
+        Ok(0)
+    );
 
     // A group listed twice with different names is refused, naming the endpoint.
     local.answer(vec![
@@ -1328,7 +1324,9 @@ async fn node_groups_are_tied_to_the_cluster_they_name_and_a_missing_listing_hol
             .to_string(),
         ),
     ]);
-    let error = extract_node_groups(&local, dir.path()).await.unwrap_err();
+    let error = extract_aws_unit(&local, dir.path(), Dataset::OceanVirtualNodeGroups)
+        .await
+        .unwrap_err();
     assert!(
         error.contains("/ocean/aws/k8s/launchSpec") && error.contains("ols-1"),
         "{error}"
